@@ -1,0 +1,112 @@
+# agentops.deploy — every target does its own set-up, so on a fresh Debian 12
+# machine `make lab` and `make test` are the only two commands needed.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CACHE := .cache
+AGENT_VENV := $(CACHE)/agent-venv
+COLLECTION_LINK := .collections/ansible_collections/agentops/deploy
+SANITY_ROOT := $(CACHE)/sanity/ansible_collections/agentops/deploy
+MOLECULE := $(BIN)/molecule --base-config extensions/molecule/config.yml
+# Scenarios run side by side; each owns its own containers.
+MOLECULE_WORKERS ?= 2
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: help setup venv agent-venv link engine image lab lab-down test lint sanity unit unit-plugins unit-agent molecule collection bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+# --- set-up -----------------------------------------------------------------
+
+$(BIN)/.installed: requirements.txt
+	@echo "setup: creating the controller virtualenv in $(VENV) (requirements.txt)"
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+venv: $(BIN)/.installed ## Controller virtualenv with requirements.txt
+
+$(AGENT_VENV)/.installed: files/agent/requirements.txt files/agent/requirements-dev.txt
+	@echo "setup: creating the agent's test virtualenv in $(AGENT_VENV)"
+	$(PYTHON) -m venv $(AGENT_VENV)
+	$(AGENT_VENV)/bin/pip install --quiet --upgrade pip
+	$(AGENT_VENV)/bin/pip install --quiet -r files/agent/requirements.txt -r files/agent/requirements-dev.txt
+	touch $@
+
+agent-venv: $(AGENT_VENV)/.installed
+
+$(COLLECTION_LINK):
+	mkdir -p $(dir $@)
+	ln -sfn ../../.. $@
+
+link: $(COLLECTION_LINK) ## Make agentops.deploy.* resolve to this checkout
+
+engine: ## Make sure a Docker Engine answers (installs docker.io, starts dockerd)
+	@bash scripts/ensure-docker.sh
+
+image: engine ## Build the test-host image unless its recipe is unchanged
+	@bash scripts/testhost-image.sh >/dev/null
+
+setup: venv link engine image ## Everything the lab and the tests need
+
+# --- the lab ----------------------------------------------------------------
+
+lab: setup ## Create the local lab (systemd containers) and run site.yml on it
+	@start=$$(date +%s); \
+	$(BIN)/ansible-playbook -i inventories/lab playbooks/lab.yml; \
+	$(BIN)/ansible-playbook -i inventories/lab site.yml; \
+	echo "lab: ready in $$(( $$(date +%s) - start )) s"
+
+lab-down: venv link ## Remove the lab containers
+	$(BIN)/ansible-playbook -i inventories/lab playbooks/lab.yml -e lab_state=absent
+
+# --- tests ------------------------------------------------------------------
+
+test: lint sanity unit collection molecule ## Lint, sanity, unit, packaging and Molecule tests
+	@echo "make test: all layers passed"
+
+lint: venv link ## ansible-lint, production profile
+	$(BIN)/ansible-lint --profile production
+
+sanity: venv ## ansible-test sanity on a copy laid out as ansible_collections/agentops/deploy
+	@command -v shellcheck >/dev/null || { echo "setup: installing shellcheck (apt-get) for the shellcheck sanity test"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck; }
+	@pip_version=$$($(BIN)/python -c 'from ansible_test._internal.python_requirements import get_venv_packages; \
+	  from ansible_test._internal.host_configs import NativePythonConfig; \
+	  print(get_venv_packages(NativePythonConfig(version="3.11"))["pip"])'); \
+	  mkdir -p ~/.ansible/test/cache; \
+	  cp scripts/ansible-test-get-pip.py ~/.ansible/test/cache/get_pip_$${pip_version//./_}.py
+	rm -rf $(SANITY_ROOT) && mkdir -p $(SANITY_ROOT)
+	git ls-files -z --cached --others --exclude-standard \
+	  | tar --null --ignore-failed-read -T - -cf - | tar -C $(SANITY_ROOT) -xf -
+	# ansible-test lists a collection's files with git; the copy sits in this
+	# checkout's ignored .cache, so it gets a repository of its own.
+	cd $(SANITY_ROOT) && git init -q && git add -A \
+	  && $(CURDIR)/$(BIN)/ansible-test sanity --venv --python 3.11 --color no
+
+unit: unit-plugins unit-agent ## pytest: modules, module_utils, tooling and the agent
+
+unit-plugins: venv link
+	$(BIN)/python -m pytest -q tests/unit
+
+unit-agent: agent-venv
+	cd files/agent && $(CURDIR)/$(AGENT_VENV)/bin/python -m pytest -q
+
+collection: venv ## Build the collection tarball and install it into a temp path
+	$(BIN)/python -m pytest -q tests/integration/test_collection_build.py
+
+molecule: setup ## Every Molecule scenario under extensions/molecule
+	$(MOLECULE) test --all --workers $(MOLECULE_WORKERS)
+
+bench: setup agent-venv ## Benchmarks that print measured figures
+	$(AGENT_VENV)/bin/python bench/agent_throughput
+
+clean: ## Remove local state (virtualenvs, caches, built tarballs)
+	rm -rf $(VENV) $(CACHE) .collections agentops-deploy-*.tar.gz
