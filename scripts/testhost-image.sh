@@ -56,6 +56,8 @@ done
 echo "container" > "$rootfs/etc/hostname"
 : > "$rootfs/etc/machine-id"
 rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/archives/*.deb
+# The lists are gone: an old mtime makes `apt: cache_valid_time` refresh them.
+touch -d @0 "$rootfs/var/lib/apt/lists"
 
 say "importing $image"
 tar -C "$rootfs" --numeric-owner -c . | docker import \
