@@ -17,7 +17,7 @@ MOLECULE_WORKERS ?= 2
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help setup venv agent-venv link engine image lab lab-down test lint sanity unit unit-plugins unit-agent molecule collection bench clean
+.PHONY: help setup venv agent-venv link engine image lab lab-down test lint sanity unit unit-plugins unit-agent integration molecule bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -69,7 +69,7 @@ lab-down: venv link ## Remove the lab containers
 
 # --- tests ------------------------------------------------------------------
 
-test: lint sanity unit collection molecule ## Lint, sanity, unit, packaging and Molecule tests
+test: lint sanity unit integration molecule ## Lint, sanity, unit, integration and Molecule tests
 	@echo "make test: all layers passed"
 
 lint: venv link ## ansible-lint, production profile
@@ -99,8 +99,8 @@ unit-plugins: venv link
 unit-agent: agent-venv
 	cd files/agent && $(CURDIR)/$(AGENT_VENV)/bin/python -m pytest -q
 
-collection: venv ## Build the collection tarball and install it into a temp path
-	$(BIN)/python -m pytest -q tests/integration/test_collection_build.py
+integration: venv link ## Collection build and install, role input validation (no containers)
+	$(BIN)/python -m pytest -q tests/integration
 
 molecule: setup ## Every Molecule scenario under extensions/molecule
 	$(MOLECULE) test --all --workers $(MOLECULE_WORKERS)

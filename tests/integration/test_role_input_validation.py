@@ -1,0 +1,70 @@
+"""Bad role input fails before any change, with a message naming the variable.
+
+Runs the real roles with ansible-playbook on the local machine, in check mode
+and with a tag no task carries: only the argument_specs validation and the
+roles' validate.yml (tagged `always`) run, so nothing here can change the
+machine even if validation let bad input through.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+VALID_VENV = {"venv_systemd_version": "1.0.0"}
+
+
+def run_role(role: str, variables: dict, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(
+        "- hosts: localhost\n  gather_facts: false\n  roles:\n"
+        f"    - role: agentops.deploy.{role}\n"
+    )
+    extra = tmp_path / "vars.json"
+    extra.write_text(json.dumps(variables))
+    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(REPO_ROOT / ".collections"),
+           "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+    return subprocess.run(
+        [str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", "--check",
+         "--tags", "no_task_has_this_tag", "-e", f"@{extra}", str(playbook)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )
+
+
+@pytest.mark.parametrize(("role", "variables", "named"), [
+    ("venv_systemd", {**VALID_VENV, "venv_systemd_port": 70000}, "venv_systemd_port"),
+    ("venv_systemd", {**VALID_VENV, "venv_systemd_port": "eighty"}, "venv_systemd_port"),
+    ("venv_systemd", {**VALID_VENV, "venv_systemd_provider": "skynet"}, "venv_systemd_provider"),
+    ("venv_systemd", {"venv_systemd_version": "1.0/../../etc"}, "venv_systemd_version"),
+    ("venv_systemd", {}, "venv_systemd_version"),
+    ("venv_systemd", {**VALID_VENV, "venv_systemd_provider": "deepseek"}, "venv_systemd_api_key"),
+    ("venv_systemd", {**VALID_VENV, "venv_systemd_env": {"OPENAI_API_KEY": "x"}}, "venv_systemd_env"),
+    ("base_host", {"base_host_ca_certificates": [{"name": "corp", "content": "x", "src": "/y"}]},
+     "base_host_ca_certificates"),
+    ("base_host", {"base_host_directories": [{"path": "/opt/x", "owner": "root", "group": "root", "mode": 755}]},
+     "base_host_directories"),
+    ("base_host", {"base_host_nofile_limit": 10}, "base_host_nofile_limit"),
+])
+def test_bad_input_fails_naming_the_variable(role: str, variables: dict, named: str, tmp_path: Path) -> None:
+    result = run_role(role, variables, tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, f"{role} accepted {variables}:\n{output[-2000:]}"
+    assert named in output, f"the error does not name {named}:\n{output[-2000:]}"
+    assert "changed=0" in output
+
+
+@pytest.mark.parametrize(("role", "variables"), [
+    ("venv_systemd", VALID_VENV),
+    ("venv_systemd", {**VALID_VENV, "venv_systemd_provider": "deepseek", "venv_systemd_api_key": "k"}),
+    ("base_host", {}),
+])
+def test_good_input_passes_validation(role: str, variables: dict, tmp_path: Path) -> None:
+    result = run_role(role, variables, tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
