@@ -1,0 +1,100 @@
+"""A deterministic chat model that needs no network and no key.
+
+It lets the lab, the tests and the benchmarks exercise the whole service
+(chain, usage accounting, metrics) anywhere. Same input, same reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import time
+from typing import Any
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.messages.ai import UsageMetadata
+from langchain_core.outputs import ChatGeneration, ChatResult
+
+_TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
+_ECHO_LIMIT = 200
+
+
+def count_tokens(text: str) -> int:
+    """A rough word-and-punctuation count: close enough to a tokenizer for load figures."""
+    return len(_TOKEN.findall(text))
+
+
+def _text_of(message: BaseMessage) -> str:
+    content = message.content
+    if isinstance(content, str):
+        return content
+    # Multi-part content: keep the text parts only.
+    return " ".join(part.get("text", "") if isinstance(part, dict) else str(part) for part in content)
+
+
+class OfflineChatModel(BaseChatModel):
+    """Answers with a reply derived from the last user message and reports usage_metadata."""
+
+    model_name: str = "offline-echo-1"
+    delay_ms: int = 0
+
+    @property
+    def _llm_type(self) -> str:
+        return "offline"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model_name": self.model_name}
+
+    def _result(self, messages: list[BaseMessage]) -> ChatResult:
+        user_texts = [_text_of(message) for message in messages if isinstance(message, HumanMessage)]
+        question = user_texts[-1] if user_texts else ""
+        fingerprint = hashlib.sha256(question.encode("utf-8")).hexdigest()[:12]
+        excerpt = question if len(question) <= _ECHO_LIMIT else question[:_ECHO_LIMIT] + "..."
+        reply = (
+            f"[offline model {self.model_name}] I received {count_tokens(question)} tokens "
+            f"(fingerprint {fingerprint}). You asked: {excerpt}"
+        )
+        input_tokens = sum(count_tokens(_text_of(message)) for message in messages)
+        output_tokens = count_tokens(reply)
+        usage = UsageMetadata(
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            total_tokens=input_tokens + output_tokens,
+        )
+        message = AIMessage(
+            content=reply,
+            usage_metadata=usage,
+            response_metadata={"model_name": self.model_name, "finish_reason": "stop"},
+        )
+        return ChatResult(
+            generations=[ChatGeneration(message=message)],
+            llm_output={"model_name": self.model_name},
+        )
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        if self.delay_ms:
+            time.sleep(self.delay_ms / 1000)
+        return self._result(messages)
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        # Sleep without blocking the event loop, like a real network call, so
+        # the delay knob models concurrency faithfully.
+        if self.delay_ms:
+            await asyncio.sleep(self.delay_ms / 1000)
+        return self._result(messages)
