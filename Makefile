@@ -11,9 +11,11 @@ CACHE := .cache
 AGENT_VENV := $(CACHE)/agent-venv
 COLLECTION_LINK := .collections/ansible_collections/agentops/deploy
 SANITY_ROOT := $(CACHE)/sanity/ansible_collections/agentops/deploy
-MOLECULE := $(BIN)/molecule --base-config extensions/molecule/config.yml
+# Ansible content and our tooling; files/agent is an application with its
+# own tests and linting, not Ansible code.
+SANITY_TARGETS := plugins/ roles/ playbooks/ meta/ tests/ scripts/ extensions/ changelogs/
 # Scenarios run side by side; each owns its own containers.
-MOLECULE_WORKERS ?= 2
+export MOLECULE_WORKERS ?= 2
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
@@ -89,7 +91,7 @@ sanity: venv ## ansible-test sanity on a copy laid out as ansible_collections/ag
 	# ansible-test lists a collection's files with git; the copy sits in this
 	# checkout's ignored .cache, so it gets a repository of its own.
 	cd $(SANITY_ROOT) && git init -q && git add -A \
-	  && $(CURDIR)/$(BIN)/ansible-test sanity --venv --python 3.11 --color no
+	  && $(CURDIR)/$(BIN)/ansible-test sanity --venv --python 3.11 --color no $(SANITY_TARGETS)
 
 unit: unit-plugins unit-agent ## pytest: modules, module_utils, tooling and the agent
 
@@ -102,8 +104,8 @@ unit-agent: agent-venv
 integration: venv link ## Collection build and install, role input validation (no containers)
 	$(BIN)/python -m pytest -q tests/integration
 
-molecule: setup ## Every Molecule scenario under extensions/molecule
-	$(MOLECULE) test --all --workers $(MOLECULE_WORKERS)
+molecule: setup ## Every Molecule scenario (or SCENARIOS="a b"), MOLECULE_WORKERS at a time
+	bash scripts/molecule-all.sh $(SCENARIOS)
 
 bench: setup agent-venv ## Benchmarks that print measured figures
 	$(AGENT_VENV)/bin/python bench/agent_throughput

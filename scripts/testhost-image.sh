@@ -5,7 +5,6 @@
 # Prints the image reference on stdout; progress goes to stderr.
 set -euo pipefail
 
-here=$(cd "$(dirname "$0")" && pwd)
 repo="agentops/testhost"
 suite="${TESTHOST_SUITE:-bookworm}"
 mirror="${TESTHOST_MIRROR:-http://deb.debian.org/debian}"

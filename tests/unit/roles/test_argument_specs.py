@@ -25,7 +25,7 @@ def load(role: str) -> tuple[dict, dict, str]:
 
 @pytest.mark.parametrize("role", ROLES)
 def test_every_default_is_specified_and_prefixed(role: str) -> None:
-    options, defaults, _ = load(role)
+    options, defaults, _readme = load(role)
     unprefixed = [name for name in defaults if not name.startswith(f"{role}_")]
     assert not unprefixed, f"{role}: defaults without the role prefix: {unprefixed}"
     missing = sorted(set(defaults) - set(options))
@@ -34,7 +34,7 @@ def test_every_default_is_specified_and_prefixed(role: str) -> None:
 
 @pytest.mark.parametrize("role", ROLES)
 def test_every_optional_variable_has_the_same_default(role: str) -> None:
-    options, defaults, _ = load(role)
+    options, defaults, _readme = load(role)
     for name, option in options.items():
         if option.get("required"):
             assert name not in defaults, f"{role}: {name} is required, so it must not have a default"
@@ -47,6 +47,6 @@ def test_every_optional_variable_has_the_same_default(role: str) -> None:
 
 @pytest.mark.parametrize("role", ROLES)
 def test_readme_lists_every_variable(role: str) -> None:
-    options, _, readme = load(role)
+    options, _defaults, readme = load(role)
     missing = [name for name in options if f"`{name}`" not in readme]
     assert not missing, f"roles/{role}/README.md does not list: {missing}"
