@@ -1,0 +1,347 @@
+# -*- coding: utf-8 -*-
+# Copyright: agentops.deploy contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+"""The logic of agentops.deploy.agent_release: a per-host release ledger.
+
+The ledger is a JSON file listing releases and which one is current. Every
+change happens under an exclusive lock and lands by an atomic rename, so a
+crash leaves either the old or the new ledger, never half of one. Directory
+releases also switch a `current` symlink by renaming a new link over it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import errno
+import fcntl
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from datetime import datetime, timezone
+
+SCHEMA = 'agentops.deploy/release-ledger'
+SCHEMA_VERSION = 1
+STATUSES = ('staged', 'active', 'healthy', 'failed', 'rolled_back', 'retired')
+_SAFE_VERSION = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$')
+
+
+class LedgerError(Exception):
+    """A request the ledger refuses; the message says what to fix."""
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%fZ')
+
+
+def check_version(version: str) -> str:
+    if not isinstance(version, str) or not _SAFE_VERSION.match(version) or '..' in version:
+        raise LedgerError(
+            f'version {version!r} is not a safe release name: use letters, digits, ".", "_", "+" '
+            f'or "-", starting with a letter or digit, without ".." (it names a directory)')
+    return version
+
+
+def empty_ledger() -> dict:
+    return {'schema': SCHEMA, 'schema_version': SCHEMA_VERSION, 'current': None, 'previous': None,
+            'last_healthy': None, 'releases': []}
+
+
+def validate(data, path: str) -> dict:
+    """Refuse anything that is not a ledger this code wrote."""
+    if not isinstance(data, dict) or data.get('schema') != SCHEMA:
+        raise LedgerError(f'{path} is not an agentops.deploy release ledger (no "schema": "{SCHEMA}"); '
+                          f'it was left untouched: move it aside or point the module at another ledger path')
+    if data.get('schema_version') != SCHEMA_VERSION:
+        raise LedgerError(f'{path} has schema_version {data.get("schema_version")!r}; this collection reads '
+                          f'version {SCHEMA_VERSION}: upgrade the collection or move the ledger aside')
+    releases = data.get('releases')
+    if not isinstance(releases, list) or not all(
+            isinstance(r, dict) and isinstance(r.get('version'), str) and r.get('status') in STATUSES
+            for r in releases):
+        raise LedgerError(f'{path} has a malformed "releases" list (each entry needs a version and a status '
+                          f'among {", ".join(STATUSES)}); it was left untouched')
+    names = [r['version'] for r in releases]
+    if len(names) != len(set(names)):
+        raise LedgerError(f'{path} lists a release twice; it was left untouched')
+    for key in ('current', 'previous', 'last_healthy'):
+        if data.get(key) is not None and data[key] not in names:
+            raise LedgerError(f'{path}: "{key}" is {data[key]!r}, which is not a listed release; '
+                              f'it was left untouched')
+    return data
+
+
+def read(path: str) -> dict:
+    """The ledger at path; an empty one when the file does not exist."""
+    try:
+        with open(path, encoding='utf-8') as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        return empty_ledger()
+    try:
+        data = json.loads(text)
+    except ValueError as error:
+        raise LedgerError(f'{path} is not valid JSON ({error}); it was left untouched: '
+                          f'restore it from a backup or move it aside') from None
+    return validate(data, path)
+
+
+def write_atomic(path: str, data: dict) -> None:
+    """Temp file in the same directory, fsync, rename over, fsync the directory."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, temp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp', dir=directory)
+    try:
+        with os.fdopen(fd, 'w', encoding='utf-8') as handle:
+            json.dump(data, handle, indent=2, sort_keys=True)
+            handle.write('\n')
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temp, 0o644)
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+@contextlib.contextmanager
+def locked(path: str, timeout: float, sleep=time.sleep, clock=time.monotonic):
+    """Exclusive lock on `<ledger>.lock`, waited for up to `timeout` seconds."""
+    lock_path = path + '.lock'
+    handle = open(lock_path, 'a+', encoding='utf-8')  # pylint: disable=consider-using-with
+    try:
+        give_up = clock() + timeout
+        while True:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as error:
+                if error.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                if clock() >= give_up:
+                    raise LedgerError(f'another deploy holds {lock_path} for more than {timeout:g} s; '
+                                      f'wait for it to finish or raise lock_timeout') from None
+                sleep(0.05)
+        yield
+    finally:
+        handle.close()
+
+
+def read_link(link: str) -> str | None:
+    try:
+        return os.readlink(link)
+    except OSError:
+        return None
+
+
+def switch_link(link: str, target: str) -> None:
+    """Point link at target by renaming a new symlink over it: never absent."""
+    temp = f'{link}.new-{os.getpid()}'
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(temp)
+    os.symlink(target, temp)
+    os.replace(temp, link)
+
+
+class Ledger:
+    """Transitions of the release ledger, on an in-memory copy."""
+
+    def __init__(self, data: dict, kind: str, clock=now_iso):
+        self.data = copy.deepcopy(data)
+        self.kind = kind
+        self.clock = clock
+
+    def find(self, version: str) -> dict | None:
+        return next((r for r in self.data['releases'] if r['version'] == version), None)
+
+    def require(self, version: str) -> dict:
+        release = self.find(check_version(version))
+        if release is None:
+            raise LedgerError(f'release {version} is not in the ledger: stage it first (state=staged)')
+        return release
+
+    @property
+    def current(self) -> dict | None:
+        return self.find(self.data['current']) if self.data['current'] else None
+
+    def stage(self, version: str, artifact: str, metadata: dict) -> None:
+        check_version(version)
+        release = self.find(version)
+        if release is None:
+            self.data['releases'].append({
+                'version': version, 'artifact': artifact, 'kind': self.kind, 'status': 'staged',
+                'created': self.clock(), 'activated': None, 'verified': None, 'reason': None,
+                'metadata': metadata})
+            return
+        same = release['artifact'] == artifact and release.get('metadata') == metadata
+        if release['status'] in ('active', 'healthy') and version == self.data['current'] and not same:
+            raise LedgerError(f'release {version} is serving with a different artifact or metadata; '
+                              f'stage the change under a new version')
+        if release['status'] in ('failed', 'rolled_back', 'retired'):
+            release.update(status='staged', reason=None)
+        if not same:
+            release.update(artifact=artifact, metadata=metadata)
+
+    def activate(self, version: str) -> None:
+        release = self.require(version)
+        if self.data['current'] == version:
+            return
+        previous = self.current
+        if previous is not None and previous['status'] == 'active':
+            previous['status'] = 'retired'
+        self.data['previous'] = self.data['current']
+        self.data['current'] = version
+        release.update(status='active', activated=self.clock(), reason=None)
+
+    def mark_healthy(self, version: str) -> None:
+        release = self.require(version)
+        if self.data['current'] != version:
+            raise LedgerError(f'release {version} is not the current release ({self.data["current"]}): '
+                              f'only the serving release can be verified healthy')
+        if release['status'] != 'healthy':
+            release.update(status='healthy', verified=self.clock())
+        self.data['last_healthy'] = version
+
+    def rollback_target(self, failed: str) -> dict | None:
+        healthy = [r for r in self.data['releases'] if r['status'] == 'healthy' and r['version'] != failed]
+        last = self.find(self.data['last_healthy']) if self.data['last_healthy'] else None
+        if last is not None and last in healthy:
+            return last
+        return max(healthy, key=lambda r: r.get('verified') or '', default=None)
+
+    def roll_back(self, version: str | None, reason: str | None) -> None:
+        """Mark the current release failed and make the last healthy one current."""
+        failed = self.current
+        if version is not None and (failed is None or failed['version'] != version):
+            release = self.require(version)
+            if release['status'] in ('failed', 'rolled_back'):
+                return  # already rolled back: nothing to do
+            raise LedgerError(f'release {version} is not the current release ({self.data["current"]}); '
+                              f'only the serving release can be rolled back')
+        if failed is None:
+            raise LedgerError('no release is current, so there is nothing to roll back')
+        target = self.rollback_target(failed['version'])
+        if target is None:
+            raise LedgerError(f'release {failed["version"]} cannot be rolled back: no other release was ever '
+                              f'verified healthy. Nothing was changed.')
+        # A release that had passed verification is rolled back by choice, not failed.
+        failed.update(status='rolled_back' if failed['status'] == 'healthy' else 'failed',
+                      reason=reason or 'rolled back')
+        self.data['previous'] = failed['version']
+        self.data['current'] = target['version']
+        self.data['last_healthy'] = target['version']
+        target['activated'] = self.clock()
+
+    def prune(self, keep: int) -> list:
+        """Drop the oldest releases beyond `keep`; never current or last healthy."""
+        protected = {self.data['current'], self.data['last_healthy']}
+        releases = sorted(self.data['releases'], key=lambda r: r.get('created') or '')
+        excess = len(releases) - keep
+        removed = []
+        for release in releases:
+            if excess <= 0:
+                break
+            if release['version'] in protected:
+                continue
+            removed.append(release)
+            excess -= 1
+        self.data['releases'] = [r for r in self.data['releases'] if r not in removed]
+        return removed
+
+
+def summary(data: dict) -> dict:
+    current = next((r for r in data['releases'] if r['version'] == data['current']), None)
+    return {
+        'current': data['current'],
+        'previous': data['previous'],
+        'last_healthy': data['last_healthy'],
+        'releases': data['releases'],
+        'artifact': current['artifact'] if current else None,
+        'metadata': current.get('metadata') if current else None,
+    }
+
+
+def remove_release_directory(artifact: str, releases_dir: str) -> None:
+    """Delete a pruned release directory, only ever inside releases_dir."""
+    real_dir = os.path.realpath(releases_dir)
+    real = os.path.realpath(artifact)
+    if os.path.dirname(real) != real_dir:
+        raise LedgerError(f'refusing to delete {artifact}: it is not a directory directly under {releases_dir}')
+    if os.path.isdir(real):
+        shutil.rmtree(real)
+
+
+def apply(params: dict, check_mode: bool) -> dict:
+    """Run one state transition; returns the module result (changed, diff...)."""
+    root = params['root']
+    ledger_path = params.get('ledger') or os.path.join(root, 'releases.json')
+    releases_dir = params.get('releases_dir') or os.path.join(root, 'releases')
+    link = params.get('current_link') or os.path.join(root, 'current')
+    kind, state, version = params['kind'], params['state'], params.get('version')
+
+    if state in ('staged', 'active', 'healthy') and not version:
+        raise LedgerError(f'state={state} needs a version')
+    if version:
+        check_version(version)
+    if not os.path.isdir(os.path.dirname(os.path.abspath(ledger_path))):
+        raise LedgerError(f'the directory of the ledger {ledger_path} does not exist: create {root} first')
+
+    context = contextlib.nullcontext() if state == 'query' else locked(ledger_path, params.get('lock_timeout', 30))
+    with context:
+        before = read(ledger_path)
+        ledger = Ledger(before, kind)
+        removed = []
+        if state == 'staged':
+            artifact = params.get('artifact') or (os.path.join(releases_dir, version) if kind == 'directory' else None)
+            if not artifact:
+                raise LedgerError('state=staged of an image release needs artifact (the image reference or id)')
+            ledger.stage(version, artifact, params.get('metadata') or {})
+        elif state == 'active':
+            release = ledger.require(version)
+            if kind == 'directory' and not os.path.isdir(release['artifact']):
+                raise LedgerError(f'release {version} cannot be activated: its directory {release["artifact"]} '
+                                  f'does not exist (stage it again)')
+            ledger.activate(version)
+        elif state == 'healthy':
+            ledger.mark_healthy(version)
+        elif state == 'rolled_back':
+            ledger.roll_back(version, params.get('reason'))
+        elif state == 'pruned':
+            removed = ledger.prune(params.get('keep', 5))
+
+        after = ledger.data
+        link_before = read_link(link) if kind == 'directory' else None
+        link_after = link_before
+        if kind == 'directory' and after['current']:
+            link_after = ledger.find(after['current'])['artifact']
+            if state not in ('active', 'rolled_back'):
+                link_after = link_before if link_before is not None else link_after
+        changed = after != before or link_after != link_before
+
+        if changed and not check_mode:
+            if kind == 'directory' and link_after != link_before:
+                switch_link(link, link_after)
+            for release in removed:
+                if kind == 'directory' and release.get('artifact'):
+                    remove_release_directory(release['artifact'], releases_dir)
+            if after != before:
+                write_atomic(ledger_path, after)
+
+    result = summary(after)
+    result.update(changed=changed, removed=[r['version'] for r in removed], ledger=ledger_path)
+    if state == 'rolled_back':
+        result['rolled_back_from'] = after['previous']
+    result['diff'] = {
+        'before': json.dumps({'current_link': link_before, **before}, indent=2, sort_keys=True) + '\n',
+        'after': json.dumps({'current_link': link_after, **after}, indent=2, sort_keys=True) + '\n',
+        'before_header': ledger_path, 'after_header': ledger_path,
+    }
+    return result

@@ -1,0 +1,250 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: agentops.deploy contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: agent_health
+short_description: Probe an agent service until it is healthy or a deadline passes
+version_added: 0.1.0
+description:
+  - Sends HTTP(S) requests to an endpoint of the agent until O(success_threshold) consecutive answers
+    meet every expectation (status, JSON fields, latency), like a Kubernetes readiness probe, or until
+    O(deadline) passes.
+  - With O(metrics_url) it also reads C(http_requests_total) before and after the probe window and fails
+    when the share of 5xx answers exceeds O(max_error_ratio), so a release that answers its health check
+    but fails real requests is caught.
+  - Read-only, it never changes anything and runs in check mode. It needs only the Python standard
+    library on the host.
+author:
+  - agentops.deploy maintainers
+options:
+  url:
+    description: The endpoint to probe, for example C(http://127.0.0.1:8000/ready).
+    type: str
+    required: true
+  method:
+    description: HTTP method.
+    type: str
+    default: GET
+  headers:
+    description: Request headers.
+    type: dict
+    default: {}
+  body:
+    description: Request body; a dict or list is sent as JSON.
+    type: raw
+  expected_status:
+    description: Status codes that count as success.
+    type: list
+    elements: int
+    default: [200]
+  expect_json:
+    description:
+      - >-
+        Key paths of the JSON answer and the values they must have, for example
+        C({status: ready, version: "1.4.0"}). Paths are dotted (C(provider.name), C(items.0.id)).
+      - This is how a deploy proves the new version answers, not the old one.
+    type: dict
+    default: {}
+  timeout:
+    description: Timeout of one request, seconds.
+    type: float
+    default: 5
+  interval:
+    description: Seconds between requests.
+    type: float
+    default: 2
+  deadline:
+    description: Seconds after which probing stops and the endpoint counts as unhealthy.
+    type: float
+    default: 60
+  success_threshold:
+    description: Consecutive successful answers required.
+    type: int
+    default: 1
+  max_latency_ms:
+    description: An answer slower than this counts as a failure.
+    type: float
+  validate_certs:
+    description: Verify the server's TLS certificate.
+    type: bool
+    default: true
+  ca_path:
+    description: PEM file of the CA that signed the server's certificate.
+    type: path
+  client_cert:
+    description: PEM client certificate for mutual TLS.
+    type: path
+  client_key:
+    description: PEM key of O(client_cert).
+    type: path
+  fail_on_unhealthy:
+    description: Fail when unhealthy. With V(false) the module returns RV(healthy=false) for block/rescue logic.
+    type: bool
+    default: true
+  metrics_url:
+    description: Prometheus endpoint of the agent, scraped at the start and the end of the probe window.
+    type: str
+  max_error_ratio:
+    description: Highest share of 5xx answers in C(http_requests_total) during the window, 0 to 1.
+    type: float
+  min_requests:
+    description:
+      - Fewest requests in the window for the error ratio to be judged; with fewer, the gate passes and
+        RV(metrics.note) says it was not judged.
+    type: int
+    default: 1
+  metrics_ignore_routes:
+    description: Routes left out of the error ratio, so that probes do not dilute it.
+    type: list
+    elements: str
+    default: [/health, /ready, /metrics]
+attributes:
+  check_mode:
+    support: full
+    description: The module only reads; it runs the same in check mode.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+seealso:
+  - module: agentops.deploy.agent_release
+"""
+
+EXAMPLES = r"""
+- name: Wait until version 1.4.0 answers ready three times in a row
+  agentops.deploy.agent_health:
+    url: http://127.0.0.1:8000/ready
+    expect_json:
+      status: ready
+      version: 1.4.0
+    success_threshold: 3
+    deadline: 60
+
+- name: Bake for 30 s with at most 1 % of requests failing
+  agentops.deploy.agent_health:
+    url: http://127.0.0.1:8000/ready
+    metrics_url: http://127.0.0.1:8000/metrics
+    max_error_ratio: 0.01
+    success_threshold: 15
+    interval: 2
+    deadline: 90
+
+- name: Check over TLS without failing the play
+  agentops.deploy.agent_health:
+    url: https://agent.example.com/health
+    ca_path: /etc/ssl/certs/internal-ca.pem
+    fail_on_unhealthy: false
+  register: agent
+
+- name: Send a real request
+  agentops.deploy.agent_health:
+    url: http://127.0.0.1:8000/api/agent
+    method: POST
+    body:
+      input: ping
+"""
+
+RETURN = r"""
+healthy:
+  description: Whether the endpoint met every expectation O(success_threshold) times in a row, and the metrics gate.
+  returned: always
+  type: bool
+attempts:
+  description: Requests sent.
+  returned: always
+  type: int
+consecutive_successes:
+  description: Successful answers in a row at the end.
+  returned: always
+  type: int
+elapsed:
+  description: Seconds spent probing.
+  returned: always
+  type: float
+latency_ms:
+  description: Minimum, median and maximum latency of the answers, milliseconds.
+  returned: always
+  type: dict
+  sample: {min: 2.1, p50: 3.4, max: 9.8}
+status:
+  description: HTTP status of the last answer, if any.
+  returned: always
+  type: int
+json:
+  description: The last body, when it was JSON.
+  returned: always
+  type: raw
+failures:
+  description: The last few failures, each with a Unix time and a reason.
+  returned: always
+  type: list
+  elements: dict
+reason:
+  description: One sentence saying why the endpoint is unhealthy.
+  returned: when unhealthy
+  type: str
+  sample: version is 1.3.0, expected 1.4.0 (after 30 attempts in 60 s)
+metrics:
+  description: The metrics gate, with requests, errors, error_ratio and max_error_ratio over the window.
+  returned: when O(metrics_url) is set
+  type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.agentops.deploy.plugins.module_utils.health import ProbeSpec, run
+
+ARGUMENT_SPEC = dict(
+    url=dict(type='str', required=True),
+    method=dict(type='str', default='GET'),
+    headers=dict(type='dict', default={}),
+    body=dict(type='raw'),
+    expected_status=dict(type='list', elements='int', default=[200]),
+    expect_json=dict(type='dict', default={}),
+    timeout=dict(type='float', default=5),
+    interval=dict(type='float', default=2),
+    deadline=dict(type='float', default=60),
+    success_threshold=dict(type='int', default=1),
+    max_latency_ms=dict(type='float'),
+    validate_certs=dict(type='bool', default=True),
+    ca_path=dict(type='path'),
+    client_cert=dict(type='path'),
+    client_key=dict(type='path', no_log=False),
+    fail_on_unhealthy=dict(type='bool', default=True),
+    metrics_url=dict(type='str'),
+    max_error_ratio=dict(type='float'),
+    min_requests=dict(type='int', default=1),
+    metrics_ignore_routes=dict(type='list', elements='str', default=['/health', '/ready', '/metrics']),
+)
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True,
+                           required_together=[('client_cert', 'client_key')])
+    params = dict(module.params)
+    fail_on_unhealthy = params.pop('fail_on_unhealthy')
+    for name, lowest in (('timeout', 0.001), ('deadline', 0.001), ('interval', 0)):
+        if params[name] < lowest:
+            module.fail_json(msg=f'{name} must be {"greater than" if lowest else "at least"} 0, not {params[name]}')
+    if params['success_threshold'] < 1:
+        module.fail_json(msg=f'success_threshold must be at least 1, not {params["success_threshold"]}')
+    if params['max_error_ratio'] is not None and not 0 <= params['max_error_ratio'] <= 1:
+        module.fail_json(msg=f'max_error_ratio is a share from 0 to 1, not {params["max_error_ratio"]}')
+    if params['max_error_ratio'] is not None and not params['metrics_url']:
+        module.fail_json(msg='max_error_ratio needs metrics_url, the endpoint to read http_requests_total from')
+    params['method'] = params['method'].upper()
+
+    result = run(ProbeSpec(**params))
+    result['changed'] = False
+    if not result['healthy'] and fail_on_unhealthy:
+        module.fail_json(msg=f'{params["url"]} is unhealthy: {result["reason"]}', **result)
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()
