@@ -11,6 +11,11 @@ cd "$(dirname "$0")/.."
 workers="${MOLECULE_WORKERS:-2}"
 logs=.cache/molecule
 mkdir -p "$logs"
+# molecule and the ansible it runs come from the controller venv.
+export PATH="$PWD/.venv/bin:$PATH"
+export ANSIBLE_COLLECTIONS_PATH="${ANSIBLE_COLLECTIONS_PATH:-$PWD/.collections}"
+results=$(mktemp)
+trap 'rm -f "$results"' EXIT
 
 if [ $# -gt 0 ]; then
   scenarios=("$@")
@@ -28,13 +33,12 @@ run_one() {
   local name=$1 start rc
   start=$(date +%s)
   if molecule --base-config extensions/molecule/config.yml test -s "$name" >"$logs/$name.log" 2>&1; then rc=0; else rc=$?; fi
-  echo "$name $rc $(( $(date +%s) - start ))" >>"$logs/results"
+  echo "$name $rc $(( $(date +%s) - start ))" >>"$results"
   printf 'molecule: %-16s %s in %ss\n' "$name" "$([ "$rc" = 0 ] && echo passed || echo FAILED)" "$(( $(date +%s) - start ))"
 }
 export -f run_one
-export logs
+export logs results
 
-: >"$logs/results"
 echo "molecule: ${#scenarios[@]} scenarios, $workers at a time: ${scenarios[*]}"
 printf '%s\n' "${scenarios[@]}" | xargs -P "$workers" -I{} bash -c 'run_one "$@"' _ {}
 
@@ -44,9 +48,9 @@ while read -r name rc _; do
     passed=$((passed + 1))
   else
     failed=$((failed + 1))
-    echo "---- $name failed; the end of $logs/$name.log:"
-    sed 's/\x1b\[[0-9;]*m//g' "$logs/$name.log" | grep -v '^\s*$' | tail -60
+    echo "---- $name failed; what failed, from $logs/$name.log:"
+    sed 's/\x1b\[[0-9;]*m//g' "$logs/$name.log" | grep -E -A25 'fatal:|Traceback|CRITICAL' | head -150
   fi
-done <"$logs/results"
+done <"$results"
 echo "molecule: $passed passed, $failed failed"
 [ "$failed" = 0 ]
