@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: agentops.deploy contributors
-# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The logic of agentops.deploy.agent_health: probe an agent until healthy.
 
 Plain Python over ansible's open_url, so it is unit-tested against real HTTP
@@ -75,6 +75,7 @@ def _same(actual, expected) -> bool:
     if type(actual) is type(expected):
         return actual == expected
     # Inventories and JSON disagree on types ("1.4" vs 1.4, "true" vs True).
+
     def text(value):
         return json.dumps(value) if isinstance(value, bool) or value is None else str(value)
     return text(actual) == text(expected)

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: agentops.deploy contributors
-# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """A small parser for the Prometheus text exposition format.
 
 Enough to read counters off an agent's /metrics on the managed host without

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: agentops.deploy contributors
-# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The logic of agentops.deploy.agent_release: a per-host release ledger.
 
 The ledger is a JSON file listing releases and which one is current. Every

@@ -1,7 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 # Copyright: agentops.deploy contributors
-# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ description:
   - Read-only, it never changes anything and runs in check mode. It needs only the Python standard
     library on the host.
 author:
-  - agentops.deploy maintainers
+  - agentops.deploy maintainers (@agentops)
 options:
   url:
     description: The endpoint to probe, for example C(http://127.0.0.1:8000/ready).
@@ -109,8 +109,10 @@ attributes:
     description: The module only reads; it runs the same in check mode.
   diff_mode:
     support: none
+    description: Nothing changes, so there is nothing to show.
   idempotent:
     support: full
+    description: Probing changes nothing on the host; C(changed) is always V(false).
 seealso:
   - module: agentops.deploy.agent_release
 """
@@ -190,9 +192,30 @@ reason:
   type: str
   sample: version is 1.3.0, expected 1.4.0 (after 30 attempts in 60 s)
 metrics:
-  description: The metrics gate, with requests, errors, error_ratio and max_error_ratio over the window.
+  description: The metrics gate over the probe window.
   returned: when O(metrics_url) is set
   type: dict
+  contains:
+    requests:
+      description: Requests counted in C(http_requests_total) during the window, probe routes left out.
+      type: float
+    errors:
+      description: Of those, answers with a 5xx status.
+      type: float
+    error_ratio:
+      description: RV(metrics.errors) divided by RV(metrics.requests); null when not judged.
+      type: float
+    max_error_ratio:
+      description: The limit from O(max_error_ratio).
+      type: float
+    note:
+      description: Why the ratio was not judged, when too few requests came in.
+      type: str
+      returned: when fewer than O(min_requests) requests came in
+    error:
+      description: Why the metrics could not be read; the probe is then unhealthy.
+      type: str
+      returned: when a scrape failed
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -1,7 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 # Copyright: agentops.deploy contributors
-# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ description:
     over the ledger, so a crash leaves the previous ledger intact. A ledger that is not valid JSON or
     was not written by this module is never overwritten; the module fails and names the file.
 author:
-  - agentops.deploy maintainers
+  - agentops.deploy maintainers (@agentops)
 options:
   root:
     description: Deploy root holding the ledger, the releases directory and the current link.
@@ -89,6 +89,7 @@ attributes:
     description: Shows the ledger and the current link target before and after.
   idempotent:
     support: full
+    description: A state that already holds reports C(changed=false) and writes nothing.
 seealso:
   - module: agentops.deploy.agent_health
 """

@@ -8,7 +8,6 @@ import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
@@ -158,7 +157,9 @@ def test_metrics_gate_with_too_few_requests_is_not_judged(agent: Agent) -> None:
 @pytest.fixture(scope='module')
 def tls_material(tmp_path_factory) -> dict:
     directory = tmp_path_factory.mktemp('tls')
-    run = lambda *args: subprocess.run(args, cwd=directory, check=True, capture_output=True)  # noqa: E731
+
+    def run(*args: str) -> None:
+        subprocess.run(args, cwd=directory, check=True, capture_output=True)
     run('openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem',
         '-days', '2', '-subj', '/CN=agentops test CA')
     run('openssl', 'req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr',
