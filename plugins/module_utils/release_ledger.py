@@ -241,18 +241,18 @@ class Ledger:
         target['activated'] = self.clock()
 
     def prune(self, keep: int) -> list:
-        """Drop the oldest releases beyond `keep`; never current or last healthy."""
+        """Drop releases beyond `keep`; never current or last healthy.
+
+        Releases that never passed verification go first, oldest first; then
+        the oldest healthy ones, so the previous good release stays available
+        for a rollback as long as possible.
+        """
         protected = {self.data['current'], self.data['last_healthy']}
-        releases = sorted(self.data['releases'], key=lambda r: r.get('created') or '')
-        excess = len(releases) - keep
-        removed = []
-        for release in releases:
-            if excess <= 0:
-                break
-            if release['version'] in protected:
-                continue
-            removed.append(release)
-            excess -= 1
+        candidates = sorted(
+            (r for r in self.data['releases'] if r['version'] not in protected),
+            key=lambda r: (r['status'] == 'healthy', r.get('created') or ''))
+        excess = max(len(self.data['releases']) - keep, 0)
+        removed = candidates[:excess]
         self.data['releases'] = [r for r in self.data['releases'] if r not in removed]
         return removed
 

@@ -130,6 +130,19 @@ def test_prune_keeps_current_and_last_healthy(root: Path) -> None:
     assert not rl.apply(params(root, 'pruned', keep=2), False)['changed']
 
 
+def test_prune_drops_failed_releases_before_an_older_healthy_one(root: Path) -> None:
+    deploy(root, '1.0.0')
+    deploy(root, '1.1.0', healthy=False)
+    rl.apply(params(root, 'rolled_back', '1.1.0', reason='bad'), False)
+    (root / 'releases' / '2.0.0').mkdir()
+    deploy(root, '1.2.0')
+    deploy(root, '2.0.0')
+    result = rl.apply(params(root, 'pruned', keep=3), False)
+    assert result['removed'] == ['1.1.0']
+    assert {r['version'] for r in ledger(root)['releases']} == {'1.0.0', '1.2.0', '2.0.0'}
+    assert rl.apply(params(root, 'pruned', keep=2), False)['removed'] == ['1.0.0']
+
+
 def test_prune_never_deletes_outside_the_releases_directory(root: Path, tmp_path_factory) -> None:
     outside = tmp_path_factory.mktemp('precious')
     rl.apply(params(root, 'staged', 'x1', artifact=str(outside)), False)
