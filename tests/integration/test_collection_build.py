@@ -47,11 +47,13 @@ def test_tarball_holds_no_test_lab_or_local_files(tarball: Path) -> None:
 
 def test_tarball_installs_and_its_content_resolves(tarball: Path, tmp_path: Path) -> None:
     dest = tmp_path / "collections"
-    run(str(BIN / "ansible-galaxy"), "collection", "install", "--no-deps", "-p", str(dest), str(tarball), cwd=tmp_path)
+    # Only the temp path: the checkout's own link must not count as "already installed".
+    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(dest)}
+    run(str(BIN / "ansible-galaxy"), "collection", "install", "--no-deps", "-p", str(dest), str(tarball),
+        cwd=tmp_path, env=env)
     installed = dest / "ansible_collections" / "agentops" / "deploy"
     assert (installed / "MANIFEST.json").is_file()
 
-    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(dest)}
     listing = run(str(BIN / "ansible-galaxy"), "collection", "list", "-p", str(dest), "agentops.deploy", cwd=tmp_path, env=env)
     version = yaml.safe_load((REPO_ROOT / "galaxy.yml").read_text())["version"]
     assert f"agentops.deploy {version}" in " ".join(listing.stdout.split())
