@@ -320,10 +320,9 @@ def apply(params: dict, check_mode: bool) -> dict:
         after = ledger.data
         link_before = read_link(link) if kind == 'directory' else None
         link_after = link_before
-        if kind == 'directory' and after['current']:
+        # Switches move the link; other states only create it when it is missing.
+        if kind == 'directory' and after['current'] and (state in ('active', 'rolled_back') or link_before is None):
             link_after = ledger.find(after['current'])['artifact']
-            if state not in ('active', 'rolled_back'):
-                link_after = link_before if link_before is not None else link_after
         changed = after != before or link_after != link_before
 
         if changed and not check_mode:
