@@ -19,7 +19,7 @@ export MOLECULE_WORKERS ?= 2
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help setup venv agent-venv link engine image lab lab-down test lint sanity unit unit-plugins unit-agent integration molecule bench clean
+.PHONY: help setup venv agent-venv link engine image promtool lab lab-down test lint sanity unit unit-plugins unit-agent integration molecule bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -55,6 +55,19 @@ engine: ## Make sure a Docker Engine answers (installs docker.io, starts dockerd
 
 image: engine ## Build the test-host image unless its recipe is unchanged
 	@bash scripts/testhost-image.sh >/dev/null
+
+# promtool from Debian's prometheus package, unpacked, not installed: the
+# rule tests need the binary, not a Prometheus server on the controller.
+PROMTOOL := $(CACHE)/tools/promtool/usr/bin/promtool
+$(PROMTOOL):
+	@echo "setup: unpacking promtool from Debian's prometheus package into $(CACHE)/tools"
+	mkdir -p $(CACHE)/tools/download
+	cd $(CACHE)/tools/download && { apt-get download prometheus 2>/dev/null || { apt-get update -qq && apt-get download prometheus; }; }
+	dpkg-deb -x $(CACHE)/tools/download/prometheus_*.deb $(CACHE)/tools/promtool
+	rm -rf $(CACHE)/tools/download
+	touch $@
+
+promtool: $(PROMTOOL) ## promtool for the alert rule tests
 
 setup: venv link engine image ## Everything the lab and the tests need
 
@@ -95,7 +108,7 @@ sanity: venv ## ansible-test sanity on a copy laid out as ansible_collections/ag
 
 unit: unit-plugins unit-agent ## pytest: modules, module_utils, tooling and the agent
 
-unit-plugins: venv link
+unit-plugins: venv link promtool
 	$(BIN)/python -m pytest -q tests/unit
 
 unit-agent: agent-venv

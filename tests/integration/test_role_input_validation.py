@@ -51,6 +51,16 @@ def run_role(role: str, variables: dict, tmp_path: Path) -> subprocess.Completed
     ("base_host", {"base_host_directories": [{"path": "/opt/x", "owner": "root", "group": "root", "mode": 755}]},
      "base_host_directories"),
     ("base_host", {"base_host_nofile_limit": 10}, "base_host_nofile_limit"),
+    ("monitoring", {"monitoring_alertmanager_port": 99999}, "monitoring_alertmanager_port"),
+    ("monitoring", {"monitoring_scrape_interval": "15 seconds"}, "monitoring_scrape_interval"),
+    ("monitoring", {"monitoring_scrape_interval": "5s", "monitoring_scrape_timeout": "10s"}, "monitoring_scrape_timeout"),
+    ("monitoring", {"monitoring_alert_for": {"AgentDwn": "1m"}}, "monitoring_alert_for"),
+    ("monitoring", {"monitoring_alert_for": {"AgentDown": "soon"}}, "monitoring_alert_for.AgentDown"),
+    ("monitoring", {"monitoring_slo_availability_target": 100}, "monitoring_slo_availability_target"),
+    ("monitoring", {"monitoring_alertmanager_receivers": [
+        {"name": "chat", "type": "slack", "url": "hooks.example.com/T0/SECRET-TOKEN"}]}, "monitoring_alertmanager_receivers"),
+    ("monitoring", {"monitoring_prometheus_web_basic_auth_users": {"admin": "plain-text"}},
+     "monitoring_prometheus_web_basic_auth_users"),
 ])
 def test_bad_input_fails_naming_the_variable(role: str, variables: dict, named: str, tmp_path: Path) -> None:
     result = run_role(role, variables, tmp_path)
@@ -58,12 +68,15 @@ def test_bad_input_fails_naming_the_variable(role: str, variables: dict, named: 
     assert result.returncode != 0, f"{role} accepted {variables}:\n{output[-2000:]}"
     assert named in output, f"the error does not name {named}:\n{output[-2000:]}"
     assert "changed=0" in output
+    assert "SECRET-TOKEN" not in output, "a receiver's URL leaked into the output"
 
 
 @pytest.mark.parametrize(("role", "variables"), [
     ("venv_systemd", VALID_VENV),
     ("venv_systemd", {**VALID_VENV, "venv_systemd_provider": "deepseek", "venv_systemd_api_key": "k"}),
     ("base_host", {}),
+    ("monitoring", {"monitoring_alertmanager_receivers": [
+        {"name": "oncall", "type": "pagerduty", "routing_key": "k", "severities": ["critical"]}]}),
 ])
 def test_good_input_passes_validation(role: str, variables: dict, tmp_path: Path) -> None:
     result = run_role(role, variables, tmp_path)
