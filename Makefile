@@ -19,7 +19,7 @@ export MOLECULE_WORKERS ?= 2
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help setup venv agent-venv link engine image promtool lab lab-down test lint sanity unit unit-plugins unit-agent integration molecule bench clean
+.PHONY: help setup venv agent-venv link engine image promtool e2e lab lab-down test lint sanity unit unit-plugins unit-agent integration molecule bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -77,14 +77,26 @@ lab: setup ## Create the local lab (systemd containers) and run site.yml on it
 	@start=$$(date +%s); \
 	$(BIN)/ansible-playbook -i inventories/lab playbooks/lab.yml; \
 	$(BIN)/ansible-playbook -i inventories/lab site.yml; \
-	echo "lab: ready in $$(( $$(date +%s) - start )) s"
+	$(BIN)/ansible-playbook -i inventories/lab playbooks/health.yml; \
+	echo; \
+	echo "lab: ready in $$(( $$(date +%s) - start )) s. Open:"; \
+	echo "  agents        http://127.0.0.1:8001  :8002  :8003   (/health /ready /metrics, POST /api/agent)"; \
+	echo "  try           curl -s -XPOST 127.0.0.1:8001/api/agent -H 'content-type: application/json' -d '{\"input\":\"hello lab\"}'"; \
+	echo "  Prometheus    http://127.0.0.1:9090/targets   alerts: http://127.0.0.1:9090/alerts"; \
+	echo "  Alertmanager  http://127.0.0.1:9093"; \
+	echo "  health        $(BIN)/ansible-playbook -i inventories/lab playbooks/health.yml"; \
+	echo "  remove it     make lab-down"
 
 lab-down: venv link ## Remove the lab containers
 	$(BIN)/ansible-playbook -i inventories/lab playbooks/lab.yml -e lab_state=absent
 
+e2e: lab ## The playbooks end to end on a fresh lab (removes the lab afterwards)
+	$(BIN)/python -m pytest -q -s tests/e2e; rc=$$?; \
+	$(MAKE) --no-print-directory lab-down >/dev/null; exit $$rc
+
 # --- tests ------------------------------------------------------------------
 
-test: lint sanity unit integration molecule ## Lint, sanity, unit, integration and Molecule tests
+test: lint sanity unit integration molecule e2e ## Lint, sanity, unit, integration, Molecule and end-to-end tests
 	@echo "make test: all layers passed"
 
 lint: venv link ## ansible-lint, production profile

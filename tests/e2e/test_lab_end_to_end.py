@@ -1,0 +1,112 @@
+"""The playbooks end to end on the lab (`make e2e` creates it first).
+
+One ordered story, as an operator would live it: the lab runs 1.0.0 from
+site.yml; deploy.yml moves every agent to 1.1.0; a broken 1.2.0 fails on the
+first host, which rolls itself back, and the rollout stops; rollback.yml
+returns every agent to 1.0.0; troubleshoot.yml reports a service we stopped.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+INVENTORY = ROOT / "inventories" / "lab"
+# Published ports of the lab agents on 127.0.0.1 (inventories/lab/host_vars).
+AGENT_PORTS = {"agent-1": 8001, "agent-2": 8002, "agent-3": 8003}
+FIRST_BATCH = "agent-1"
+
+
+def playbook(name: str, *args: str, report_dir: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".collections"), "ANSIBLE_NOCOLOR": "1",
+           "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}
+    if report_dir is not None:
+        env["AGENTOPS_REPORT_DIR"] = str(report_dir)
+    result = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(INVENTORY), str(ROOT / "playbooks" / name), *args],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800, check=False)
+    print(f"--- {name} {' '.join(args)} -> {result.returncode}\n{result.stdout[-6000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+def served_versions() -> dict[str, str]:
+    versions = {}
+    for host, port in AGENT_PORTS.items():
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=5) as response:
+                versions[host] = json.load(response)["version"]
+        except OSError as error:
+            versions[host] = f"unreachable: {error}"
+    return versions
+
+
+def health_table(output: str) -> dict[str, tuple[str, str]]:
+    """host -> (version, status) from the table agent_status.yml prints."""
+    rows = re.findall(r"(agent-\d)\s+(?:venv_systemd|docker_agent)\s+(\S+)\s+(healthy|UNHEALTHY)", output)
+    # The last table of the output wins (deploy.yml prints one before and one after).
+    return {host: (version, status) for host, version, status in rows}
+
+
+@pytest.fixture(scope="module")
+def broken_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The reference agent, made to crash at import."""
+    source = tmp_path_factory.mktemp("broken") / "agent"
+    shutil.copytree(ROOT / "files" / "agent", source,
+                    ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache", "tests"))
+    with open(source / "app" / "__init__.py", "a", encoding="utf-8") as init:
+        init.write('\nraise RuntimeError("e2e: this release crashes at import")\n')
+    return source
+
+
+def test_operator_story(broken_source: Path, tmp_path: Path) -> None:
+    # The lab as site.yml left it.
+    health = playbook("health.yml")
+    assert health.returncode == 0
+    assert {v for v, _ in health_table(health.stdout).values()} == {"1.0.0"}
+
+    # A good version goes everywhere; the summary and the agents agree.
+    deploy = playbook("deploy.yml", "-e", "agent_version=1.1.0")
+    assert deploy.returncode == 0
+    assert health_table(deploy.stdout) == {host: ("1.1.0", "healthy") for host in AGENT_PORTS}
+    assert served_versions() == {host: "1.1.0" for host in AGENT_PORTS}
+
+    # A broken version fails on the first batch, which rolls back; the rest is never touched.
+    broken = playbook("deploy.yml", "-e", "agent_version=1.2.0",
+                      "-e", f"venv_systemd_source_path={broken_source}", "-e", f"docker_agent_build_context={broken_source}")
+    assert broken.returncode != 0
+    fatals = re.findall(r"^fatal: \[(agent-\d)\].*?(?=^\S|\Z)", broken.stdout, re.S | re.M)
+    assert set(fatals) == {FIRST_BATCH}, broken.stdout[-3000:]
+    last = [m.group(0) for m in re.finditer(r"^fatal: \[agent-\d\].*?(?=^\S|\Z)", broken.stdout, re.S | re.M)][-1]
+    assert "1.2.0" in last and "Rolled back" in last, last
+    assert served_versions() == {host: "1.1.0" for host in AGENT_PORTS}
+
+    # An operator's rollback returns every agent to the release before 1.1.0.
+    rollback = playbook("rollback.yml")
+    assert rollback.returncode == 0
+    assert served_versions() == {host: "1.0.0" for host in AGENT_PORTS}
+    assert health_table(rollback.stdout) == {host: ("1.0.0", "healthy") for host in AGENT_PORTS}
+
+    # A stopped service is found and flagged; the healthy hosts are not.
+    subprocess.run(["docker", "exec", "agentops-lab-agent-2", "systemctl", "stop", "agent"], check=True)
+    try:
+        health = playbook("health.yml")
+        assert health.returncode != 0 and "agent-2" in health.stdout.split("Unhealthy agents:")[-1]
+        report_dir = tmp_path / "reports"
+        troubleshoot = playbook("troubleshoot.yml", report_dir=report_dir)
+        assert troubleshoot.returncode == 0
+        reports = list(report_dir.glob("troubleshoot-*.md"))
+        assert len(reports) == 1 and str(reports[0]) in troubleshoot.stdout
+        sections = dict(re.findall(r"^## (\S+)\n(.*?)(?=^## |\Z)", reports[0].read_text(), re.M | re.S))
+        assert set(sections) == set(AGENT_PORTS)
+        assert "SERVICE DOWN" in sections["agent-2"] and "PORT 8000 NOT LISTENING" in sections["agent-2"]
+        assert "SERVICE DOWN" not in sections["agent-1"] and "TEST CALL FAILED" not in sections["agent-1"]
+    finally:
+        subprocess.run(["docker", "exec", "agentops-lab-agent-2", "systemctl", "start", "agent"], check=True)
