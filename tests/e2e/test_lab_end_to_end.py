@@ -70,7 +70,7 @@ def test_operator_story(broken_source: Path, tmp_path: Path) -> None:
     # The lab as site.yml left it.
     health = playbook("health.yml")
     assert health.returncode == 0
-    assert {v for v, _ in health_table(health.stdout).values()} == {"1.0.0"}
+    assert {version for version, _status in health_table(health.stdout).values()} == {"1.0.0"}
 
     # A good version goes everywhere; the summary and the agents agree.
     deploy = playbook("deploy.yml", "-e", "agent_version=1.1.0")
