@@ -19,7 +19,7 @@ export MOLECULE_WORKERS ?= 2
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help setup venv agent-venv link engine image promtool e2e lab lab-down test lint sanity unit unit-plugins unit-agent integration molecule bench clean
+.PHONY: help setup venv agent-venv link engine image promtool e2e agent-base lab lab-down test lint sanity unit unit-plugins unit-agent integration molecule bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -73,7 +73,10 @@ setup: venv link engine image ## Everything the lab and the tests need
 
 # --- the lab ----------------------------------------------------------------
 
-lab: setup ## Create the local lab (systemd containers) and run site.yml on it
+agent-base: engine ## The docker_agent base image, as an archive in ~/.cache/agentops
+	@bash scripts/agent-base-image.sh >/dev/null
+
+lab: setup agent-base ## Create the local lab (systemd containers) and run site.yml on it
 	@start=$$(date +%s); \
 	$(BIN)/ansible-playbook -i inventories/lab playbooks/lab.yml; \
 	$(BIN)/ansible-playbook -i inventories/lab site.yml; \
