@@ -19,6 +19,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 VALID_VENV = {"venv_systemd_version": "1.0.0"}
+VALID_DOCKER = {"docker_agent_version": "1.0.0"}
 
 
 def run_role(role: str, variables: dict, tmp_path: Path) -> subprocess.CompletedProcess[str]:
@@ -51,6 +52,13 @@ def run_role(role: str, variables: dict, tmp_path: Path) -> subprocess.Completed
     ("base_host", {"base_host_directories": [{"path": "/opt/x", "owner": "root", "group": "root", "mode": 755}]},
      "base_host_directories"),
     ("base_host", {"base_host_nofile_limit": 10}, "base_host_nofile_limit"),
+    ("docker_agent", {**VALID_DOCKER, "docker_agent_port": 70000}, "docker_agent_port"),
+    ("docker_agent", {**VALID_DOCKER, "docker_agent_port": "eighty"}, "docker_agent_port"),
+    ("docker_agent", {**VALID_DOCKER, "docker_agent_memory": "lots"}, "docker_agent_memory"),
+    ("docker_agent", {**VALID_DOCKER, "docker_agent_image_source": "ftp"}, "docker_agent_image_source"),
+    ("docker_agent", {**VALID_DOCKER, "docker_agent_provider": "deepseek"}, "docker_agent_api_key"),
+    ("docker_agent", {**VALID_DOCKER, "docker_agent_uid": 0}, "docker_agent_uid"),
+    ("docker_agent", {}, "docker_agent_version"),
     ("monitoring", {"monitoring_alertmanager_port": 99999}, "monitoring_alertmanager_port"),
     ("monitoring", {"monitoring_scrape_interval": "15 seconds"}, "monitoring_scrape_interval"),
     ("monitoring", {"monitoring_scrape_interval": "5s", "monitoring_scrape_timeout": "10s"}, "monitoring_scrape_timeout"),
@@ -75,6 +83,8 @@ def test_bad_input_fails_naming_the_variable(role: str, variables: dict, named: 
     ("venv_systemd", VALID_VENV),
     ("venv_systemd", {**VALID_VENV, "venv_systemd_provider": "deepseek", "venv_systemd_api_key": "k"}),
     ("base_host", {}),
+    ("docker_agent", VALID_DOCKER),
+    ("docker_agent", {**VALID_DOCKER, "docker_agent_provider": "deepseek", "docker_agent_api_key": "k"}),
     ("monitoring", {"monitoring_alertmanager_receivers": [
         {"name": "oncall", "type": "pagerduty", "routing_key": "k", "severities": ["critical"]}]}),
 ])

@@ -1,0 +1,48 @@
+"""A stand-in for a remote OpenAI-compatible LLM, for the Molecule test host.
+
+The real LLM is outside this machine; this answers POST /v1/chat/completions
+like one would, and refuses any request whose bearer token is not the one in
+LLM_STUB_KEY, so a deploy that loses the key fails its smoke request.
+It listens on LLM_STUB_HOST: the agent runs in a container of the test
+host's own engine and reaches it through the host gateway.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+EXPECTED_KEY = os.environ["LLM_STUB_KEY"]
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+        if self.headers.get("Authorization") != f"Bearer {EXPECTED_KEY}":
+            self._send(401, {"error": {"message": "invalid api key", "type": "invalid_request_error"}})
+            return
+        prompt = " ".join(str(m.get("content", "")) for m in body.get("messages", []))
+        self._send(200, {
+            "id": "chatcmpl-stub", "object": "chat.completion", "created": int(time.time()),
+            "model": body.get("model", "stub"),
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": f"stub answer to: {prompt[-80:]}"}}],
+            "usage": {"prompt_tokens": len(prompt.split()), "completion_tokens": 5,
+                      "total_tokens": len(prompt.split()) + 5},
+        })
+
+    def _send(self, status: int, payload: dict) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+if __name__ == "__main__":
+    ThreadingHTTPServer((os.environ.get("LLM_STUB_HOST", "127.0.0.1"), int(os.environ.get("LLM_STUB_PORT", "8900"))), Handler).serve_forever()
