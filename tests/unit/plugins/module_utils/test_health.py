@@ -88,7 +88,12 @@ def test_wrong_version_is_named(agent: Agent) -> None:
 def test_flapping_health_needs_the_threshold(agent: Agent) -> None:
     good, bad = (200, {'status': 'ready'}), (503, {'error': 'x', 'message': 'warming up'})
     agent.answers = [good, bad, good, bad, good, good, bad] * 10
-    result = health.run(spec(agent.url(), success_threshold=3, deadline=0.6))
+    # A clock that advances 0.1 s per reading: exactly 6 probes, the last one
+    # good, whatever the machine's load.
+    ticks = iter(range(100))
+    result = health.run(spec(agent.url(), success_threshold=3, deadline=0.6),
+                        clock=lambda: next(ticks) / 10, sleep=lambda seconds: None)
+    assert result['attempts'] == 6
     assert not result['healthy'] and 'consecutive successes of the 3 required' in result['reason']
     agent.calls = 0
     agent.answers = [good, bad, good, good, good]
