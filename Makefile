@@ -123,7 +123,7 @@ sanity: venv ## ansible-test sanity on a copy laid out as ansible_collections/ag
 
 unit: unit-plugins unit-agent ## pytest: modules, module_utils, tooling and the agent
 
-unit-plugins: venv link promtool
+unit-plugins: venv link promtool agent-venv
 	$(BIN)/python -m pytest -q tests/unit
 
 unit-agent: agent-venv
