@@ -93,9 +93,12 @@ lab: setup agent-base ## Create the local lab (systemd containers) and run site.
 lab-down: venv link ## Remove the lab containers
 	$(BIN)/ansible-playbook -i inventories/lab playbooks/lab.yml -e lab_state=absent
 
-e2e: lab ## The playbooks end to end on a fresh lab (removes the lab afterwards)
-	$(BIN)/python -m pytest -q -s tests/e2e; rc=$$?; \
-	$(MAKE) --no-print-directory lab-down >/dev/null; exit $$rc
+# The trap removes the lab whatever happens after its first container: a
+# failed site.yml or test, or an interrupt.
+e2e: setup agent-base ## The playbooks end to end on a fresh lab (removes the lab afterwards)
+	trap '$(MAKE) --no-print-directory lab-down >/dev/null' EXIT; \
+	$(MAKE) --no-print-directory lab; \
+	$(BIN)/python -m pytest -q -s tests/e2e
 
 # --- tests ------------------------------------------------------------------
 
@@ -108,6 +111,10 @@ lint: venv link ## ansible-lint, production profile
 sanity: venv ## ansible-test sanity on a copy laid out as ansible_collections/agentops/deploy
 	@command -v shellcheck >/dev/null || { echo "setup: installing shellcheck (apt-get) for the shellcheck sanity test"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck; }
+	@# ansible-test --venv downloads get-pip.py, which these machines cannot
+	@# reach; it looks for a cached copy named after the pip version it pins.
+	@# That version is only in ansible-test's private python_requirements
+	@# (get_venv_packages): no public option, command or file states it.
 	@pip_version=$$($(BIN)/python -c 'from ansible_test._internal.python_requirements import get_venv_packages; \
 	  from ansible_test._internal.host_configs import NativePythonConfig; \
 	  print(get_venv_packages(NativePythonConfig(version="3.11"))["pip"])'); \

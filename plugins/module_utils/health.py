@@ -22,6 +22,8 @@ from ansible.module_utils.urls import open_url
 from ansible_collections.agentops.deploy.plugins.module_utils import prometheus_text
 
 FAILURES_KEPT = 5
+# Methods a probe may send in check mode: the agent treats them as reads.
+READ_ONLY_METHODS = ('GET', 'HEAD', 'OPTIONS')
 _MISSING = object()
 
 
@@ -46,6 +48,8 @@ class ProbeSpec:
     max_error_ratio: float | None = None
     min_requests: int = 1
     metrics_ignore_routes: list = field(default_factory=lambda: ['/health', '/ready', '/metrics'])
+    refused_grace: float | None = None
+    max_server_errors: int | None = None
 
 
 @dataclass
@@ -170,15 +174,81 @@ def scrape(spec: ProbeSpec) -> tuple[float, float]:
     return prometheus_text.request_counts(samples, ignore_routes=tuple(spec.metrics_ignore_routes))
 
 
+def _seconds(value: float) -> str:
+    # Whole seconds read best in a deploy log; fractions only matter below 10 s.
+    return f'{value:.0f}' if value >= 10 else f'{value:.1f}'.removesuffix('.0')
+
+
+class FailFast:
+    """Decides, attempt by attempt, whether waiting for the deadline is pointless.
+
+    A refusal that outlasts the start grace means nothing listens (a crash at
+    import, a wrong port); a run of 5xx answers means the release answers but
+    fails. Either way the rest of the deadline would only delay the rollback.
+    """
+
+    def __init__(self, spec: ProbeSpec) -> None:
+        self.spec = spec
+        self.refused_since: float | None = None
+        self.refused_attempts = 0
+        self.server_errors = 0
+        self.verdict: str | None = None
+        self.reason: str | None = None
+
+    def observe(self, attempt: Attempt, now: float) -> bool:
+        """Record an attempt that ended at `now`; True when probing must stop."""
+        if attempt.refused:
+            if self.refused_since is None:
+                self.refused_since = now
+            self.refused_attempts += 1
+        else:
+            self.refused_since, self.refused_attempts = None, 0
+        # An expected status is a success even when it is a 5xx.
+        if not attempt.ok and attempt.status is not None and 500 <= attempt.status <= 599:
+            self.server_errors += 1
+        else:
+            self.server_errors = 0
+
+        grace = self.spec.refused_grace
+        if grace is not None and self.refused_since is not None and now - self.refused_since >= grace:
+            count = self.refused_attempts
+            self.verdict = 'refused'
+            self.reason = (f'{attempt.reason} for {_seconds(now - self.refused_since)} s, past the start grace '
+                           f'of {_seconds(grace)} s ({count} attempt{"s" if count > 1 else ""})')
+        elif self.spec.max_server_errors is not None and self.server_errors >= self.spec.max_server_errors:
+            self.verdict = 'server_errors'
+            self.reason = f'{self.server_errors} consecutive 5xx answers, the last {attempt.reason}'
+        return self.verdict is not None
+
+
+def not_sent(spec: ProbeSpec) -> dict:
+    """The result of a probe that check mode kept from being sent."""
+    return {
+        'healthy': None,
+        'verdict': 'skipped',
+        'skipped': True,
+        'msg': f'check mode: the {spec.method} to {spec.url} was not sent: it is not read-only',
+        'attempts': 0,
+        'consecutive_successes': 0,
+        'elapsed': 0.0,
+        'status': None,
+        'json': None,
+        'failures': [],
+        'reason': None,
+        'latency_ms': {'min': None, 'p50': None, 'max': None},
+    }
+
+
 def _percentile(values: list, fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
 
 
 def run(spec: ProbeSpec, clock=time.monotonic, sleep=time.sleep, wall=time.time) -> dict:
-    """Probe until `success_threshold` consecutive successes or the deadline."""
+    """Probe until `success_threshold` consecutive successes, the deadline, or a fail-fast limit."""
     start = clock()
     attempts = consecutive = 0
+    fail_fast = FailFast(spec)
     latencies: list = []
     failures: list = []
     last: Attempt | None = None
@@ -202,6 +272,8 @@ def run(spec: ProbeSpec, clock=time.monotonic, sleep=time.sleep, wall=time.time)
             failures.append({'time': round(wall(), 3), 'reason': last.reason})
             del failures[:-FAILURES_KEPT]
         elapsed = clock() - start
+        if fail_fast.observe(last, elapsed):
+            break
         if consecutive >= spec.success_threshold or elapsed + spec.interval > spec.deadline:
             break
         sleep(spec.interval)
@@ -209,7 +281,9 @@ def run(spec: ProbeSpec, clock=time.monotonic, sleep=time.sleep, wall=time.time)
 
     healthy = consecutive >= spec.success_threshold
     reason = None
-    if not healthy and last.ok:
+    if fail_fast.verdict:
+        reason = fail_fast.reason
+    elif not healthy and last.ok:
         # Flapping: the latest probe passed but not enough of them in a row.
         previous = failures[-1]['reason'] if failures else 'none'
         reason = (f'only {consecutive} consecutive successes of the {spec.success_threshold} required '
@@ -221,6 +295,7 @@ def run(spec: ProbeSpec, clock=time.monotonic, sleep=time.sleep, wall=time.time)
 
     result = {
         'healthy': healthy,
+        'verdict': 'healthy' if healthy else fail_fast.verdict or 'deadline',
         'attempts': attempts,
         'consecutive_successes': consecutive,
         'elapsed': round(elapsed, 3),
@@ -255,10 +330,10 @@ def run(spec: ProbeSpec, clock=time.monotonic, sleep=time.sleep, wall=time.time)
         if metrics_error:
             gate['error'] = metrics_error
             if result['healthy']:
-                result.update(healthy=False, reason=metrics_error)
+                result.update(healthy=False, verdict='metrics', reason=metrics_error)
         elif (result['healthy'] and spec.max_error_ratio is not None and gate['error_ratio'] is not None
               and gate['error_ratio'] > spec.max_error_ratio):
-            result.update(healthy=False, reason=(
+            result.update(healthy=False, verdict='metrics', reason=(
                 f"{gate['errors']:.0f} of {gate['requests']:.0f} requests failed with 5xx "
                 f"({gate['error_ratio']:.1%}), over the {spec.max_error_ratio:.1%} limit"))
         result['metrics'] = gate

@@ -17,8 +17,11 @@ description:
   - With O(metrics_url) it also reads C(http_requests_total) before and after the probe window and fails
     when the share of 5xx answers exceeds O(max_error_ratio), so a release that answers its health check
     but fails real requests is caught.
-  - Read-only, it never changes anything and runs in check mode. It needs only the Python standard
-    library on the host.
+  - With O(refused_grace) or O(max_server_errors) it stops as soon as waiting longer is pointless, so a release
+    that crashes at import, listens on the wrong port or answers with 5xx is judged in seconds, not after
+    O(deadline).
+  - It never changes anything on the host. In check mode it sends only read-only requests (V(GET),
+    V(HEAD), V(OPTIONS)). It needs only the Python standard library on the host.
 author:
   - agentops.deploy maintainers (@agentops)
 options:
@@ -103,16 +106,43 @@ options:
     type: list
     elements: str
     default: [/health, /ready, /metrics]
+  refused_grace:
+    description:
+      - Seconds the connection may be refused in a row before probing stops at once, unhealthy with
+        RV(verdict=refused). They count from the first refused attempt of the current run of refusals;
+        an answer of any kind, or another error such as a timeout, starts the count again.
+      - Set it to the time the service needs to open its port after a (re)start. A release that crashes at
+        import or listens on the wrong port is then judged after this grace, not after O(deadline).
+      - Unset, refusals are retried until O(deadline).
+    type: float
+  max_server_errors:
+    description:
+      - Answers in a row with a 5xx status after which probing stops at once, unhealthy with
+        RV(verdict=server_errors). A status listed in O(expected_status) is a success, not a server error.
+        Any other outcome of a request, including a refused connection or a timeout, starts the count again.
+      - Leave room for a service that answers V(503) while it warms up; unset, 5xx answers are retried until
+        O(deadline).
+    type: int
+extends_documentation_fragment:
+  - agentops.deploy.attributes
+  - agentops.deploy.attributes.actiongroup_agent
 attributes:
   check_mode:
-    support: full
-    description: The module only reads; it runs the same in check mode.
+    support: partial
+    details:
+      - V(GET), V(HEAD) and V(OPTIONS) requests are sent in check mode as they are outside it.
+      - A request with any other O(method), such as a smoke V(POST), is not read-only and is not sent in
+        check mode. The module then returns C(skipped=true), RV(healthy=null), RV(verdict=skipped),
+        RV(attempts=0) and C(changed=false), and does not fail whatever O(fail_on_unhealthy) says.
   diff_mode:
-    support: none
-    description: Nothing changes, so there is nothing to show.
+    support: N/A
+    details:
+      - The module changes nothing, so there is nothing to show.
   idempotent:
     support: full
-    description: Probing changes nothing on the host; C(changed) is always V(false).
+    details:
+      - C(changed) is always V(false). A V(POST) probe is sent again on every run; what it does inside the
+        agent (a model call, a counter) is up to the endpoint.
 seealso:
   - module: agentops.deploy.agent_release
 """
@@ -143,7 +173,23 @@ EXAMPLES = r"""
     fail_on_unhealthy: false
   register: agent
 
-- name: Send a real request
+- name: Judge a release that never opens its port in 10 s, not 60
+  agentops.deploy.agent_health:
+    url: http://127.0.0.1:8000/ready
+    expect_json:
+      version: 1.4.0
+    deadline: 60
+    refused_grace: 10
+    max_server_errors: 5
+  register: ready
+  failed_when: false
+
+- name: Roll back at once when the release crashed or kept failing
+  ansible.builtin.debug:
+    msg: "{{ ready.reason }}"
+  when: ready.verdict in ['refused', 'server_errors']
+
+- name: Send a real request (not sent in check mode, a POST is not read-only)
   agentops.deploy.agent_health:
     url: http://127.0.0.1:8000/api/agent
     method: POST
@@ -153,9 +199,24 @@ EXAMPLES = r"""
 
 RETURN = r"""
 healthy:
-  description: Whether the endpoint met every expectation O(success_threshold) times in a row, and the metrics gate.
+  description:
+    - Whether the endpoint met every expectation O(success_threshold) times in a row, and the metrics gate.
+    - V(null) when check mode kept a request that is not read-only from being sent.
   returned: always
   type: bool
+verdict:
+  description:
+    - How probing ended, for a playbook to branch on.
+    - V(healthy) - every expectation and the metrics gate passed.
+    - V(deadline) - still not healthy when O(deadline) passed (wrong version, timeouts, too few successes
+      in a row, refusals without O(refused_grace)).
+    - V(refused) - the connection was refused for longer than O(refused_grace).
+    - V(server_errors) - O(max_server_errors) answers in a row had a 5xx status.
+    - V(metrics) - the probes passed but the metrics gate failed or could not read O(metrics_url).
+    - V(skipped) - check mode did not send a request that is not read-only.
+  returned: always
+  type: str
+  sample: refused
 attempts:
   description: Requests sent.
   returned: always
@@ -190,7 +251,7 @@ reason:
   description: One sentence saying why the endpoint is unhealthy.
   returned: when unhealthy
   type: str
-  sample: version is 1.3.0, expected 1.4.0 (after 30 attempts in 60 s)
+  sample: connection refused on 127.0.0.1:8000 for 8 s, past the start grace of 8 s (5 attempts)
 metrics:
   description: The metrics gate over the probe window.
   returned: when O(metrics_url) is set
@@ -220,7 +281,7 @@ metrics:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.agentops.deploy.plugins.module_utils.health import ProbeSpec, run
+from ansible_collections.agentops.deploy.plugins.module_utils.health import READ_ONLY_METHODS, ProbeSpec, not_sent, run
 
 ARGUMENT_SPEC = dict(
     url=dict(type='str', required=True),
@@ -243,6 +304,8 @@ ARGUMENT_SPEC = dict(
     max_error_ratio=dict(type='float'),
     min_requests=dict(type='int', default=1),
     metrics_ignore_routes=dict(type='list', elements='str', default=['/health', '/ready', '/metrics']),
+    refused_grace=dict(type='float'),
+    max_server_errors=dict(type='int'),
 )
 
 
@@ -260,9 +323,16 @@ def main() -> None:
         module.fail_json(msg=f'max_error_ratio is a share from 0 to 1, not {params["max_error_ratio"]}')
     if params['max_error_ratio'] is not None and not params['metrics_url']:
         module.fail_json(msg='max_error_ratio needs metrics_url, the endpoint to read http_requests_total from')
+    if params['refused_grace'] is not None and params['refused_grace'] < 0:
+        module.fail_json(msg=f'refused_grace is a number of seconds, at least 0, not {params["refused_grace"]}')
+    if params['max_server_errors'] is not None and params['max_server_errors'] < 1:
+        module.fail_json(msg=f'max_server_errors must be at least 1, not {params["max_server_errors"]}')
     params['method'] = params['method'].upper()
+    spec = ProbeSpec(**params)
 
-    result = run(ProbeSpec(**params))
+    if module.check_mode and spec.method not in READ_ONLY_METHODS:
+        module.exit_json(changed=False, **not_sent(spec))
+    result = run(spec)
     result['changed'] = False
     if not result['healthy'] and fail_on_unhealthy:
         module.fail_json(msg=f'{params["url"]} is unhealthy: {result["reason"]}', **result)

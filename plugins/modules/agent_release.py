@@ -80,16 +80,25 @@ options:
     description: Seconds to wait for another deploy's lock on the ledger.
     type: float
     default: 30
+extends_documentation_fragment:
+  - agentops.deploy.attributes
+  - agentops.deploy.attributes.actiongroup_agent
 attributes:
   check_mode:
     support: full
-    description: Computes the new ledger and link target and reports them without writing.
+    details:
+      - Computes the new ledger and link target and reports them without writing the ledger, switching the link or
+        deleting a release directory.
+      - Except with O(state=query) it still waits for the ledger's lock, so the prediction is not made against a ledger another deploy is
+        changing; the empty lock file C(<ledger>.lock) is created when it is missing.
   diff_mode:
     support: full
-    description: Shows the ledger and the current link target before and after.
+    details:
+      - Shows the ledger and the current link target before and after.
   idempotent:
     support: full
-    description: A state that already holds reports C(changed=false) and writes nothing.
+    details:
+      - A state that already holds reports C(changed=false) and writes nothing.
 seealso:
   - module: agentops.deploy.agent_health
 """
@@ -153,14 +162,89 @@ artifact:
   type: str
   sample: /opt/agent/releases/1.4.0
 metadata:
-  description: Metadata of the current release.
+  description:
+    - Metadata of the current release, as staged with O(metadata); V(null) when no release is current.
+    - For an image release this is what a rollback needs to run the container again; the sample is one
+      recorded by the docker_agent role (its C(container) trimmed here).
   returned: always
   type: dict
+  sample:
+    agent_version: 1.4.0
+    image_id: sha256:9b1f0c3e5a7d2c4b6e8f0a1c3e5b7d9f1a3c5e7b9d1f3a5c7e9b1d3f5a7c9e1b
+    image_tag: smart-agent:1.4.0
+    image_source: build
+    config_digest: 4e07408562bedb8b60ce05c1decfe3ad16b72230967de01f640b7e4729b49fce
+    container:
+      user: "10001:10001"
+      published_ports: ["0.0.0.0:8000:8000"]
+      restart_policy: always
+      stop_timeout: 35
+      read_only: true
+      cap_drop: [ALL]
+      memory: 512m
 releases:
-  description: Every release in the ledger with version, artifact, kind, status, created, activated, verified, reason, metadata.
+  description:
+    - Every release in the ledger, oldest first.
+    - The sample is the ledger of a venv_systemd host where 1.5.0 failed its verification and 1.4.0 was made
+      current again.
   returned: always
   type: list
   elements: dict
+  contains:
+    version:
+      description: Release name.
+      type: str
+    artifact:
+      description: Its directory (O(kind=directory)) or image reference or id (O(kind=image)).
+      type: str
+    kind:
+      description: V(directory) or V(image).
+      type: str
+    status:
+      description:
+        - V(staged), V(active) (current, not yet verified), V(healthy), V(failed), V(rolled_back), or V(retired)
+          (switched away from before it was verified).
+      type: str
+    created:
+      description: When it was first staged, UTC ISO 8601.
+      type: str
+    activated:
+      description: When it last became current; V(null) if it never did.
+      type: str
+    verified:
+      description: When it was marked healthy; V(null) if it never was.
+      type: str
+    reason:
+      description: Why it was rolled back; V(null) otherwise.
+      type: str
+    metadata:
+      description: What O(metadata) recorded when it was staged.
+      type: dict
+  sample:
+    - version: 1.4.0+3f9c2a1e
+      artifact: /opt/agent/releases/1.4.0+3f9c2a1e
+      kind: directory
+      status: healthy
+      created: "2026-11-24T04:00:02.118532Z"
+      activated: "2026-11-25T09:14:51.402210Z"
+      verified: "2026-11-24T04:01:37.907114Z"
+      reason: null
+      metadata:
+        agent_version: 1.4.0
+        code_digest: 2f6c1a9d4e0b7c3f8a5d2e9b6c1f4a7d0e3b8c5f
+        config_digest: 9c1d4f7a2e5b8c0d3f6a9e2b5c8d1f4a7e0b3c6d9f2a5e8b1c4d7f0a3e6b9c2d
+    - version: 1.5.0+b71e04d9
+      artifact: /opt/agent/releases/1.5.0+b71e04d9
+      kind: directory
+      status: failed
+      created: "2026-11-25T09:12:40.553871Z"
+      activated: "2026-11-25T09:13:02.004716Z"
+      verified: null
+      reason: "connection refused on 127.0.0.1:8000 for 8 s, past the start grace of 8 s (5 attempts)"
+      metadata:
+        agent_version: 1.5.0
+        code_digest: 7a0e3c6f9b2d5a8c1e4f7b0d3a6c9e2f5b8d1a4c
+        config_digest: 9c1d4f7a2e5b8c0d3f6a9e2b5c8d1f4a7e0b3c6d9f2a5e8b1c4d7f0a3e6b9c2d
 removed:
   description: Releases removed by O(state=pruned).
   returned: always

@@ -66,11 +66,35 @@ def broken_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return source
 
 
+def lab_state() -> dict[str, str]:
+    """What a deploy changes on each agent: process, current link, ledger, unit or container."""
+    def run(host: str, command: str) -> str:
+        return subprocess.run(["docker", "exec", f"agentops-lab-{host}", "sh", "-c", command],
+                              capture_output=True, text=True, check=False).stdout.strip()
+    state = {}
+    for host in ("agent-1", "agent-2"):
+        state[host] = run(host, "systemctl show -p MainPID --value agent; readlink /opt/agent/current; "
+                                "sha256sum /opt/agent/releases.json /etc/systemd/system/agent.service")
+    state["agent-3"] = run("agent-3", "docker inspect -f '{{.Id}} {{.Image}} {{.State.StartedAt}}' agent; "
+                                      "sha256sum /opt/smart-agent/releases.json")
+    return state
+
+
 def test_operator_story(broken_source: Path, tmp_path: Path) -> None:
     # The lab as site.yml left it.
     health = playbook("health.yml")
     assert health.returncode == 0
     assert {version for version, _status in health_table(health.stdout).values()} == {"1.0.0"}
+
+    # Check mode changes nothing, and says what a deploy would change.
+    before = lab_state()
+    assert all(before.values()), before
+    site_check = playbook("site.yml", "--check", "--diff")
+    assert site_check.returncode == 0
+    deploy_check = playbook("deploy.yml", "--check", "--diff", "-e", "agent_version=1.1.0")
+    assert deploy_check.returncode == 0
+    assert "would be made current" in deploy_check.stdout
+    assert lab_state() == before
 
     # A good version goes everywhere; the summary and the agents agree.
     deploy = playbook("deploy.yml", "-e", "agent_version=1.1.0")
@@ -86,6 +110,8 @@ def test_operator_story(broken_source: Path, tmp_path: Path) -> None:
     assert set(fatals) == {FIRST_BATCH}, broken.stdout[-3000:]
     last = [m.group(0) for m in re.finditer(r"^fatal: \[agent-\d\].*?(?=^\S|\Z)", broken.stdout, re.S | re.M)][-1]
     assert "1.2.0" in last and "Rolled back" in last, last
+    # The summary still comes after a failed batch.
+    assert health_table(broken.stdout.split("PLAY [Summary]")[-1]) == {host: ("1.1.0", "healthy") for host in AGENT_PORTS}
     assert served_versions() == {host: "1.1.0" for host in AGENT_PORTS}
 
     # An operator's rollback returns every agent to the release before 1.1.0.
