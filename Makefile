@@ -142,8 +142,9 @@ integration: venv link ## Collection build and install, role input validation (n
 molecule: setup ## Every Molecule scenario (or SCENARIOS="a b"), MOLECULE_WORKERS at a time
 	bash scripts/molecule-all.sh $(SCENARIOS)
 
-bench: setup agent-venv ## Benchmarks that print measured figures
+bench: setup agent-venv ## Benchmarks that print measured figures (rollback_time needs `make lab`)
 	$(AGENT_VENV)/bin/python bench/agent_throughput
+	$(BIN)/python bench/rollback_time
 
 clean: ## Remove local state (virtualenvs, caches, built tarballs)
 	rm -rf $(VENV) $(CACHE) .collections agentops-deploy-*.tar.gz

@@ -9,6 +9,7 @@ servers without running a module.
 
 from __future__ import annotations
 
+import http.client
 import json
 import socket
 import ssl
@@ -122,6 +123,11 @@ def _describe_error(error: BaseException, url: str) -> tuple[str, bool]:
     reason = getattr(error, 'reason', error)
     if isinstance(reason, ConnectionRefusedError) or 'Connection refused' in str(reason):
         return f'connection refused on {where}', True
+    # Docker's userland proxy accepts on a published port and hangs up when
+    # nothing listens behind it: as good as refused for the start grace.
+    if isinstance(reason, (ConnectionResetError, ConnectionAbortedError, BrokenPipeError,
+                           http.client.RemoteDisconnected, http.client.BadStatusLine)):
+        return f'connection closed without an answer on {where}', True
     if isinstance(reason, (socket.timeout, TimeoutError)) or 'timed out' in str(reason):
         return f'no answer from {where} within the request timeout', False
     if isinstance(reason, ssl.SSLError) or 'CERTIFICATE' in str(reason).upper():
@@ -145,7 +151,7 @@ def probe_once(spec: ProbeSpec) -> Attempt:
         status, raw = response.getcode(), response.read()
     except HTTPError as error:
         status, raw = error.code, error.read() or b''
-    except (URLError, OSError, ssl.SSLError, ValueError) as error:
+    except (URLError, OSError, ssl.SSLError, ValueError, http.client.HTTPException) as error:
         reason, refused = _describe_error(error, spec.url)
         return Attempt(False, reason, None, None, refused=refused)
     latency_ms = (time.monotonic() - started) * 1000.0

@@ -75,7 +75,7 @@ def lab_state() -> dict[str, str]:
     for host in ("agent-1", "agent-2"):
         state[host] = run(host, "systemctl show -p MainPID --value agent; readlink /opt/agent/current; "
                                 "sha256sum /opt/agent/releases.json /etc/systemd/system/agent.service")
-    state["agent-3"] = run("agent-3", "docker inspect -f '{{.Id}} {{.Image}} {{.State.StartedAt}}' agent; "
+    state["agent-3"] = run("agent-3", "docker inspect -f '{{.Id}} {{.Image}} {{.State.StartedAt}}' smart-agent; "
                                       "sha256sum /opt/smart-agent/releases.json")
     return state
 

@@ -74,7 +74,7 @@ def test_agent_names_reach_the_method_role_and_win_over_role_names(tmp_path: Pat
                                    "agent_api_key": "sk-test-not-a-key-91c2"})
     assert result.returncode == 0, result.stdout[-2000:]
     assert facts == {"method": "docker_agent", "port": 8100, "role_port": 8100, "role_bake": 20,
-                     "role_service": "agent", "role_key_set": True}
+                     "role_service": "smart-agent", "role_key_set": True}
     assert "sk-test-not-a-key-91c2" not in result.stdout + result.stderr
 
 

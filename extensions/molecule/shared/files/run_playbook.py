@@ -1,10 +1,9 @@
-#!/usr/bin/env python3
 """Run ansible-playbook as an operator would and print what it did, as JSON.
 
 Usage: run_playbook.py INVENTORY PLAYBOOK [ansible-playbook arguments...]
 Prints {"rc", "changed" (all hosts), "ran" (names of tasks that ran on a
-host, not skipped), "msg" (the first failure message)}; reads the run from
-the ansible.posix.json callback.
+host, not skipped, without their "role : " prefix), "msg" (the first
+failure message)}; reads the run from the ansible.posix.json callback.
 """
 from __future__ import annotations
 
@@ -22,7 +21,7 @@ def main() -> int:
     try:
         document = json.loads(run.stdout[run.stdout.index("{"):])
     except ValueError:
-        print(json.dumps({"rc": run.rc if hasattr(run, "rc") else run.returncode, "changed": 0, "ran": [],
+        print(json.dumps({"rc": run.returncode, "changed": 0, "ran": [],
                           "msg": (run.stdout + run.stderr)[-2000:]}))
         return 0
     ran, failures = [], []
@@ -30,7 +29,7 @@ def main() -> int:
         for task in play["tasks"]:
             for result in task["hosts"].values():
                 if not result.get("skipped"):
-                    ran.append(task["task"]["name"])
+                    ran.append(task["task"]["name"].split(" : ", 1)[-1])
                 if result.get("failed"):
                     failures.append(str(result.get("msg", "")))
     print(json.dumps({

@@ -192,6 +192,37 @@ def test_refused_grace_stops_before_the_deadline() -> None:
                                 f'past the start grace of 8 s (5 attempts)')
 
 
+def test_a_port_that_hangs_up_counts_as_refused() -> None:
+    """Docker's userland proxy accepts on a published port and closes the
+    connection when no container listens behind it."""
+    listener = socket.socket()
+    listener.bind(('127.0.0.1', 0))
+    listener.listen(16)
+    stop = threading.Event()
+
+    def hang_up() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                connection, _address = listener.accept()
+            except OSError:
+                continue
+            connection.close()
+
+    thread = threading.Thread(target=hang_up, daemon=True)
+    thread.start()
+    try:
+        port = listener.getsockname()[1]
+        result = FakeTime().run(spec(f'http://127.0.0.1:{port}/ready', interval=2, deadline=60, refused_grace=4))
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+    assert not result['healthy'] and result['verdict'] == 'refused'
+    assert result['attempts'] == 3
+    assert result['reason'].startswith(f'connection closed without an answer on 127.0.0.1:{port} for 4 s')
+
+
 def test_an_answer_resets_the_refused_window() -> None:
     port = free_port()
     servers: list = []
