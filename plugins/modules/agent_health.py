@@ -109,7 +109,8 @@ options:
   refused_grace:
     description:
       - Seconds the connection may be refused in a row before probing stops at once, unhealthy with
-        RV(verdict=refused). They count from the first refused attempt of the current run of refusals;
+        RV(verdict=refused). A connection closed without an answer counts as refused, since Docker's userland
+        proxy accepts on a published port and hangs up when nothing listens behind it. They count from the first refused attempt of the current run of refusals;
         an answer of any kind, or another error such as a timeout, starts the count again.
       - Set it to the time the service needs to open its port after a (re)start. A release that crashes at
         import or listens on the wrong port is then judged after this grace, not after O(deadline).
