@@ -110,6 +110,7 @@ def test_operator_story(broken_source: Path, tmp_path: Path) -> None:
     assert set(fatals) == {FIRST_BATCH}, broken.stdout[-3000:]
     last = [m.group(0) for m in re.finditer(r"^fatal: \[agent-\d\].*?(?=^\S|\Z)", broken.stdout, re.S | re.M)][-1]
     assert "1.2.0" in last and "Rolled back" in last, last
+    assert ".. Rolled back" not in re.sub(r"\s+", " ", last), last
     # The summary still comes after a failed batch.
     assert health_table(broken.stdout.split("PLAY [Summary]")[-1]) == {host: ("1.1.0", "healthy") for host in AGENT_PORTS}
     assert served_versions() == {host: "1.1.0" for host in AGENT_PORTS}
