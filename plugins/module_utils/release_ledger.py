@@ -23,6 +23,8 @@ import tempfile
 import time
 from datetime import datetime, timezone
 
+from ansible_collections.agentops.deploy.plugins.module_utils import deploy_lock
+
 SCHEMA = 'agentops.deploy/release-ledger'
 SCHEMA_VERSION = 1
 STATUSES = ('staged', 'active', 'healthy', 'failed', 'rolled_back', 'retired')
@@ -31,6 +33,11 @@ _SAFE_VERSION = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$')
 
 class LedgerError(Exception):
     """A request the ledger refuses; the message says what to fix."""
+
+    def __init__(self, message: str, **details):
+        super().__init__(message)
+        # Returned with the failure, e.g. the holder of a deploy lock.
+        self.details = details
 
 
 def now_iso() -> str:
@@ -229,16 +236,18 @@ class Ledger:
         if failed is None:
             raise LedgerError('no release is current, so there is nothing to roll back')
         target = self.rollback_target(failed['version'])
-        if target is None:
+        if target is None and failed['status'] == 'healthy':
             raise LedgerError(f'release {failed["version"]} cannot be rolled back: no other release was ever '
                               f'verified healthy. Nothing was changed.')
         # A release that had passed verification is rolled back by choice, not failed.
         failed.update(status='rolled_back' if failed['status'] == 'healthy' else 'failed',
                       reason=reason or 'rolled back')
         self.data['previous'] = failed['version']
-        self.data['current'] = target['version']
-        self.data['last_healthy'] = target['version']
-        target['activated'] = self.clock()
+        # A first release that failed leaves nothing current: nothing may claim to be serving.
+        self.data['current'] = target['version'] if target else None
+        if target is not None:
+            self.data['last_healthy'] = target['version']
+            target['activated'] = self.clock()
 
     def prune(self, keep: int) -> list:
         """Drop releases beyond `keep`; never current or last healthy.
@@ -279,24 +288,107 @@ def remove_release_directory(artifact: str, releases_dir: str) -> None:
         shutil.rmtree(real)
 
 
+def read_lock(path: str) -> dict | None:
+    """The deploy lock at path; None when nobody holds it."""
+    try:
+        with open(path, encoding='utf-8') as handle:
+            data = json.load(handle)
+    except FileNotFoundError:
+        return None
+    except ValueError as error:
+        raise LedgerError(f'the deploy lock {path} is not valid JSON ({error}); it was left untouched: '
+                          f'remove it once you are sure no deploy runs on this host') from None
+    if not isinstance(data, dict) or not isinstance(data.get('run'), dict) or 'expires' not in data:
+        raise LedgerError(f'{path} is not an agentops.deploy deploy lock; it was left untouched: '
+                          f'remove it once you are sure no deploy runs on this host')
+    return data
+
+
+def interrupted(data: dict) -> dict | None:
+    """The current release when a run made it current and stopped before verifying it."""
+    current = next((r for r in data['releases'] if r['version'] == data['current']), None)
+    if current is None or current['status'] != 'active':
+        return None
+    return {'version': current['version'], 'run': current.get('run'), 'activated': current.get('activated'),
+            'artifact': current['artifact'], 'metadata': current.get('metadata'), 'created': current.get('created')}
+
+
+def acquire_lock(params: dict, paths: dict, check_mode: bool, sleep=time.sleep, clock=time.time) -> dict:
+    """state=locked: take (or renew) the deploy lock, waiting up to lock_wait for another run."""
+    run = params.get('run')
+    try:
+        deploy_lock.check_run(run)
+    except ValueError as error:
+        raise LedgerError(f'state=locked needs {error}') from None
+    give_up = clock() + (params.get('lock_wait') or 0)
+    while True:
+        with locked(paths['ledger'], params.get('lock_timeout', 30)):
+            before = read(paths['ledger'])
+            lock = read_lock(paths['lock'])
+            try:
+                new_lock, superseded, why = deploy_lock.acquire(
+                    lock, run, params.get('lock_lease') or 900, clock(),
+                    break_id=params.get('lock_break'), gone_id=params.get('lock_gone'))
+            except deploy_lock.LockHeld as held:
+                if clock() >= give_up:
+                    waited = f' after waiting {params.get("lock_wait") or 0:g} s' if params.get('lock_wait') else ''
+                    raise LedgerError(f'{held}{waited}. Nothing was changed on this host.',
+                                      holder=held.holder) from None
+            else:
+                after = dict(before, runs=deploy_lock.record_start(before.get('runs'), run, now_iso(), superseded, why))
+                if not check_mode:
+                    write_atomic(paths['lock'], new_lock)
+                    if after != before:
+                        write_atomic(paths['ledger'], after)
+                result = summary(after)
+                result.update(changed=False, runs=after['runs'], lock=new_lock, interrupted=interrupted(after),
+                              taken_over=superseded, taken_over_because=why)
+                return result
+        # Outside the ledger's flock: the holder needs it to finish.
+        sleep(1)
+
+
 def apply(params: dict, check_mode: bool) -> dict:
     """Run one state transition; returns the module result (changed, diff...)."""
     root = params['root']
     ledger_path = params.get('ledger') or os.path.join(root, 'releases.json')
     releases_dir = params.get('releases_dir') or os.path.join(root, 'releases')
     link = params.get('current_link') or os.path.join(root, 'current')
+    lock_path = os.path.join(os.path.dirname(os.path.abspath(ledger_path)), 'deploy.lock')
     kind, state, version = params['kind'], params['state'], params.get('version')
+    run = params.get('run')
 
     if state in ('staged', 'active', 'healthy') and not version:
         raise LedgerError(f'state={state} needs a version')
     if version:
         check_version(version)
     if not os.path.isdir(os.path.dirname(os.path.abspath(ledger_path))):
+        if state == 'query':  # a host never deployed to: an empty ledger
+            return dict(summary(empty_ledger()), changed=False, removed=[], ledger=ledger_path, runs=[], lock=None,
+                        interrupted=None, diff={})
         raise LedgerError(f'the directory of the ledger {ledger_path} does not exist: create {root} first')
+    if state == 'locked':
+        return acquire_lock(params, {'ledger': ledger_path, 'lock': lock_path}, check_mode)
 
     context = contextlib.nullcontext() if state == 'query' else locked(ledger_path, params.get('lock_timeout', 30))
     with context:
         before = read(ledger_path)
+        lock_before = read_lock(lock_path)
+        lock_after = lock_before
+        if state != 'query':
+            # Only the run that holds the deploy lock changes this host.
+            if run and check_mode and lock_before is None:
+                pass  # check mode took no lock: nobody else holds one either
+            elif run:
+                try:
+                    lock_after = deploy_lock.require_holder(lock_before, run.get('id'), time.time(),
+                                                            params.get('lock_lease'))
+                except deploy_lock.NotHolder as error:
+                    raise LedgerError(str(error)) from None
+            else:
+                refusal = deploy_lock.blocks_unlocked_change(lock_before, time.time())
+                if refusal:
+                    raise LedgerError(refusal, holder=lock_before['run'])
         ledger = Ledger(before, kind)
         removed = []
         if state == 'staged':
@@ -309,13 +401,24 @@ def apply(params: dict, check_mode: bool) -> dict:
             if kind == 'directory' and not os.path.isdir(release['artifact']):
                 raise LedgerError(f'release {version} cannot be activated: its directory {release["artifact"]} '
                                   f'does not exist (stage it again)')
+            switching = ledger.data['current'] != version
             ledger.activate(version)
+            if run and switching:
+                # Which run made it current: a later run that finds it unverified names it.
+                release['run'] = run['id']
+                ledger.data['runs'] = deploy_lock.record_release(ledger.data.get('runs'), run['id'], version)
         elif state == 'healthy':
             ledger.mark_healthy(version)
         elif state == 'rolled_back':
             ledger.roll_back(version, params.get('reason'))
         elif state == 'pruned':
             removed = ledger.prune(params.get('keep', 5))
+        elif state == 'unlocked':
+            if run:
+                ledger.data['runs'] = deploy_lock.record_end(ledger.data.get('runs'), run['id'],
+                                                             params.get('outcome') or 'finished',
+                                                             params.get('reason'), version, now_iso())
+            lock_after = None
 
         after = ledger.data
         link_before = read_link(link) if kind == 'directory' else None
@@ -323,21 +426,34 @@ def apply(params: dict, check_mode: bool) -> dict:
         # Switches move the link; other states only create it when it is missing.
         if kind == 'directory' and after['current'] and (state in ('active', 'rolled_back') or link_before is None):
             link_after = ledger.find(after['current'])['artifact']
-        changed = after != before or link_after != link_before
+        elif kind == 'directory' and after['current'] is None:
+            link_after = None
+        # The lock and the runs record are bookkeeping of the run, not a change to the host.
+        changed = ({k: v for k, v in after.items() if k != 'runs'} != {k: v for k, v in before.items() if k != 'runs'}
+                   or link_after != link_before)
 
-        if changed and not check_mode:
+        if not check_mode:
             if kind == 'directory' and link_after != link_before:
-                switch_link(link, link_after)
+                if link_after is None:
+                    os.unlink(link)
+                else:
+                    switch_link(link, link_after)
             for release in removed:
                 if kind == 'directory' and release.get('artifact'):
                     remove_release_directory(release['artifact'], releases_dir)
             if after != before:
                 write_atomic(ledger_path, after)
+            if lock_after is None and lock_before is not None and state == 'unlocked':
+                os.unlink(lock_path)
+            elif lock_after is not None and lock_after != lock_before:
+                write_atomic(lock_path, lock_after)
 
     result = summary(after)
     result.update(changed=changed, removed=[r['version'] for r in removed], ledger=ledger_path)
     if state == 'rolled_back':
         result['rolled_back_from'] = after['previous']
+    if state in ('query', 'unlocked'):
+        result.update(runs=after.get('runs', []), lock=lock_after, interrupted=interrupted(after))
     result['diff'] = {
         'before': json.dumps({'current_link': link_before, **before}, indent=2, sort_keys=True) + '\n',
         'after': json.dumps({'current_link': link_after, **after}, indent=2, sort_keys=True) + '\n',

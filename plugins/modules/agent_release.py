@@ -66,8 +66,17 @@ options:
       - V(pruned) removes the oldest releases beyond O(keep), never the current or last healthy one,
         and deletes their directories for O(kind=directory).
       - V(query) returns the ledger and changes nothing.
+      - V(locked) takes the target's deploy lock for O(run) (or renews it), waiting up to O(lock_wait) seconds
+        for another run to release it. A lock whose lease ran out, whose holder O(lock_gone) names, or that
+        O(lock_break) names is taken over, and the previous holder's run is recorded as superseded.
+        Returns the ledger, the lock and RV(interrupted).
+      - V(unlocked) releases the lock O(run) holds and records the run's O(outcome) and O(reason).
+      - With O(run) set, every state but V(query) first checks that O(run) holds the lock (and renews it), so a run
+        that was superseded changes nothing. Without O(run), a change is refused while another run holds a live lock.
+      - With no healthy release to return to, V(rolled_back) of a release that was never verified marks it failed and
+        leaves no release current (for O(kind=directory) the current link is removed), so nothing claims to serve.
     type: str
-    choices: [staged, active, healthy, rolled_back, pruned, query]
+    choices: [staged, active, healthy, rolled_back, pruned, query, locked, unlocked]
     default: query
   reason:
     description: Why a release is rolled back; stored in the ledger.
@@ -77,9 +86,35 @@ options:
     type: int
     default: 5
   lock_timeout:
-    description: Seconds to wait for another deploy's lock on the ledger.
+    description: Seconds to wait for another module call's short lock on the ledger file (C(<ledger>.lock)).
     type: float
     default: 30
+  run:
+    description:
+      - The deploy run making the change, as the P(agentops.deploy.deploy_run#lookup) lookup describes it:
+        C(id) (required), C(controller), C(user), C(pid), C(started) and C(version).
+      - It is what the deploy lock C(<root>/deploy.lock) and the ledger's C(runs) record name.
+    type: dict
+  lock_lease:
+    description:
+      - Seconds the deploy lock stays held without a renewal. Every call with O(run) renews it; once it ran out,
+        another run may take the lock over.
+    type: float
+    default: 900
+  lock_wait:
+    description: Seconds O(state=locked) waits for another live run to release the lock before it fails.
+    type: float
+    default: 0
+  lock_break:
+    description: Take the lock over from this run id, whatever its lease says (an operator who knows it is gone).
+    type: str
+  lock_gone:
+    description: Take the lock over from this run id, which the controller that started it reports gone.
+    type: str
+  outcome:
+    description: With O(state=unlocked), the run's outcome recorded in the ledger's C(runs).
+    type: str
+    choices: [healthy, unchanged, failed, rolled_back, staging_failed, finished]
 extends_documentation_fragment:
   - agentops.deploy.attributes
   - agentops.deploy.attributes.actiongroup_agent
@@ -91,6 +126,7 @@ attributes:
         deleting a release directory.
       - Except with O(state=query) it still waits for the ledger's lock, so the prediction is not made against a ledger another deploy is
         changing; the empty lock file C(<ledger>.lock) is created when it is missing.
+      - O(state=locked) waits for and reports another run's deploy lock as it would, but takes no lock.
   diff_mode:
     support: full
     details:
@@ -258,6 +294,33 @@ ledger:
   description: Path of the ledger.
   returned: always
   type: str
+runs:
+  description: The last 20 deploy runs with their outcome (V(running), V(healthy), V(failed), V(superseded)...) and reason.
+  returned: when O(state) is V(locked), V(unlocked) or V(query)
+  type: list
+  elements: dict
+lock:
+  description: The deploy lock after the call (its C(run), C(acquired), C(expires)); V(null) when nobody holds it.
+  returned: when O(state) is V(locked), V(unlocked) or V(query)
+  type: dict
+interrupted:
+  description:
+    - The current release when it was made current and never verified (status V(active)), with the C(run) that
+      activated it; V(null) otherwise. Found while holding the lock, it is a run that stopped half-way.
+  returned: when O(state) is V(locked), V(unlocked) or V(query)
+  type: dict
+taken_over:
+  description: The run the lock was taken over from, and RV(taken_over_because) why it was stale.
+  returned: when O(state=locked)
+  type: dict
+taken_over_because:
+  description: Why the previous holder's lock was stale.
+  returned: when O(state=locked)
+  type: str
+holder:
+  description: The run holding the lock, when the module failed because of it.
+  returned: failure
+  type: dict
 """
 
 import traceback
@@ -275,11 +338,17 @@ ARGUMENT_SPEC = dict(
     artifact=dict(type='str'),
     kind=dict(type='str', choices=['directory', 'image'], default='directory'),
     metadata=dict(type='dict'),
-    state=dict(type='str', choices=['staged', 'active', 'healthy', 'rolled_back', 'pruned', 'query'],
+    state=dict(type='str', choices=['staged', 'active', 'healthy', 'rolled_back', 'pruned', 'query', 'locked', 'unlocked'],
                default='query'),
     reason=dict(type='str'),
     keep=dict(type='int', default=5),
     lock_timeout=dict(type='float', default=30),
+    run=dict(type='dict'),
+    lock_lease=dict(type='float', default=900),
+    lock_wait=dict(type='float', default=0),
+    lock_break=dict(type='str'),
+    lock_gone=dict(type='str'),
+    outcome=dict(type='str', choices=['healthy', 'unchanged', 'failed', 'rolled_back', 'staging_failed', 'finished']),
 )
 
 
@@ -287,18 +356,18 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec=ARGUMENT_SPEC,
         required_if=[('state', 'staged', ['version']), ('state', 'active', ['version']),
-                     ('state', 'healthy', ['version'])],
+                     ('state', 'healthy', ['version']), ('state', 'locked', ['run']), ('state', 'unlocked', ['run'])],
         supports_check_mode=True,
     )
     try:
         result = apply(module.params, module.check_mode)
     except LedgerError as error:
-        module.fail_json(msg=str(error))
+        module.fail_json(msg=str(error), **error.details)
     except OSError as error:
         module.fail_json(msg=f'cannot update the release ledger under {module.params["root"]}: {error}',
                          exception=traceback.format_exc())
-    diff = result.pop('diff')
-    if module._diff:
+    diff = result.pop('diff', None)
+    if module._diff and diff:
         result['diff'] = diff
     module.exit_json(**result)
 

@@ -68,6 +68,8 @@ async def health(request: Request) -> dict[str, object]:
         "model": settings.model,
         "offline": settings.provider == "offline",
     }
+    if settings.release:
+        body["release"] = settings.release
     if settings.provider == "offline" and settings.provider_requested == "auto":
         body["note"] = "no API key configured: replies come from the deterministic offline model"
     return body

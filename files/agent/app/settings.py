@@ -54,6 +54,10 @@ class Settings:
     log_format: str = "text"
     log_file: str | None = None
     version: str = __version__
+    # The deploy tool's name for what runs (version plus a digest of code and
+    # configuration), reported by /health and /ready so a deploy can tell
+    # which release a process was started from. Empty when not given.
+    release: str = ""
     shutdown_timeout_s: float = 30.0
     offline_delay_ms: int = 0
     deepseek_api_key: SecretStr | None = field(default=None, repr=False)
@@ -245,6 +249,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_format=reader.choice("AGENT_LOG_FORMAT", "text", LOG_FORMATS),
         log_file=_check_log_file(reader),
         version=_check_version(reader),
+        release=reader.raw("AGENT_RELEASE") or "",
         shutdown_timeout_s=reader.number("AGENT_SHUTDOWN_TIMEOUT_S", 30.0, 0.0, 3600.0),
         offline_delay_ms=reader.integer("AGENT_OFFLINE_DELAY_MS", 0, 0, 600_000),
         deepseek_api_key=deepseek_key,

@@ -45,6 +45,14 @@ def test_health_is_liveness_with_version_and_provider(
     assert body["version"] == "9.9.9"
     assert body["provider"] == "offline" and body["offline"] is True
     assert "offline" in body["note"]
+    assert "release" not in body
+
+
+def test_health_names_the_release_the_process_was_started_from(
+    make_client: ClientFactory, make_settings: SettingsFactory,
+) -> None:
+    client = make_client(make_settings(AGENT_VERSION="1.4.0", AGENT_RELEASE="1.4.0+3f9c2a1e"))
+    assert client.get("/health").json()["release"] == "1.4.0+3f9c2a1e"
 
 
 def test_ready_when_started(offline_client: TestClient) -> None:

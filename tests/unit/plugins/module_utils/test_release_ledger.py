@@ -97,11 +97,21 @@ def test_rollback_of_a_verified_release_is_recorded_as_rolled_back(root: Path) -
     assert status(root, '1.1.0') == 'rolled_back' and ledger(root)['current'] == '1.0.0'
 
 
-def test_rollback_without_a_healthy_release_changes_nothing(root: Path) -> None:
+def test_a_failed_first_release_leaves_nothing_current(root: Path) -> None:
     deploy(root, '1.0.0', healthy=False)
+    result = rl.apply(params(root, 'rolled_back', '1.0.0', reason='crashed at import'), False)
+    assert result['current'] is None and result['rolled_back_from'] == '1.0.0'
+    assert status(root, '1.0.0') == 'failed' and ledger(root)['current'] is None
+    assert next(r['reason'] for r in ledger(root)['releases']) == 'crashed at import'
+    # Nothing claims to be serving: the link is gone with it.
+    assert not os.path.lexists(root / 'current')
+
+
+def test_reverting_the_only_verified_release_changes_nothing(root: Path) -> None:
+    deploy(root, '1.0.0')
     before = (root / 'releases.json').read_text()
     with pytest.raises(rl.LedgerError, match='no other release was ever verified healthy'):
-        rl.apply(params(root, 'rolled_back', '1.0.0', reason='x'), False)
+        rl.apply(params(root, 'rolled_back', reason='x'), False)
     assert (root / 'releases.json').read_text() == before
     assert os.readlink(root / 'current') == str(root / 'releases' / '1.0.0')
 
