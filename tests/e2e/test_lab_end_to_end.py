@@ -7,45 +7,15 @@ returns every agent to 1.0.0; troubleshoot.yml reports a service we stopped.
 """
 from __future__ import annotations
 
-import json
-import os
 import re
-import shutil
 import subprocess
-import sys
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-INVENTORY = ROOT / "inventories" / "lab"
-# Published ports of the lab agents on 127.0.0.1 (inventories/lab/host_vars).
-AGENT_PORTS = {"agent-1": 8001, "agent-2": 8002, "agent-3": 8003}
+from labtools import AGENT_PORTS, broken_agent, on_host, playbook, served_versions
+
 FIRST_BATCH = "agent-1"
-
-
-def playbook(name: str, *args: str, report_dir: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".collections"), "ANSIBLE_NOCOLOR": "1",
-           "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}
-    if report_dir is not None:
-        env["AGENTOPS_REPORT_DIR"] = str(report_dir)
-    result = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(INVENTORY), str(ROOT / "playbooks" / name), *args],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800, check=False)
-    print(f"--- {name} {' '.join(args)} -> {result.returncode}\n{result.stdout[-6000:]}\n{result.stderr[-3000:]}")
-    return result
-
-
-def served_versions() -> dict[str, str]:
-    versions = {}
-    for host, port in AGENT_PORTS.items():
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=5) as response:
-                versions[host] = json.load(response)["version"]
-        except OSError as error:
-            versions[host] = f"unreachable: {error}"
-    return versions
 
 
 def health_table(output: str) -> dict[str, tuple[str, str]]:
@@ -57,20 +27,12 @@ def health_table(output: str) -> dict[str, tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def broken_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The reference agent, made to crash at import."""
-    source = tmp_path_factory.mktemp("broken") / "agent"
-    shutil.copytree(ROOT / "files" / "agent", source,
-                    ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache", "tests"))
-    with open(source / "app" / "__init__.py", "a", encoding="utf-8") as init:
-        init.write('\nraise RuntimeError("e2e: this release crashes at import")\n')
-    return source
+    return broken_agent(tmp_path_factory.mktemp("broken"))
 
 
 def lab_state() -> dict[str, str]:
     """What a deploy changes on each agent: process, current link, ledger, unit or container."""
-    def run(host: str, command: str) -> str:
-        return subprocess.run(["docker", "exec", f"agentops-lab-{host}", "sh", "-c", command],
-                              capture_output=True, text=True, check=False).stdout.strip()
+    run = on_host
     state = {}
     for host in ("agent-1", "agent-2"):
         state[host] = run(host, "systemctl show -p MainPID --value agent; readlink /opt/agent/current; "
@@ -110,6 +72,8 @@ def test_operator_story(broken_source: Path, tmp_path: Path) -> None:
     assert set(fatals) == {FIRST_BATCH}, broken.stdout[-3000:]
     last = [m.group(0) for m in re.finditer(r"^fatal: \[agent-\d\].*?(?=^\S|\Z)", broken.stdout, re.S | re.M)][-1]
     assert "1.2.0" in last and "Rolled back" in last, last
+    # The message leads with the exception the release died of, before any tool output.
+    assert re.search(r"failed on agent-1: RuntimeError: e2e: this release crashes at import\. ", re.sub(r"\s+", " ", last)), last
     assert ".. Rolled back" not in re.sub(r"\s+", " ", last), last
     # The summary still comes after a failed batch.
     assert health_table(broken.stdout.split("PLAY [Summary]")[-1]) == {host: ("1.1.0", "healthy") for host in AGENT_PORTS}

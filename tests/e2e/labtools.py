@@ -1,0 +1,108 @@
+"""What the end-to-end tests do on the lab: run playbooks, read what each agent serves, look inside a host."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+INVENTORY = ROOT / "inventories" / "lab"
+# Published ports of the lab agents on 127.0.0.1 (inventories/lab/host_vars).
+AGENT_PORTS = {"agent-1": 8001, "agent-2": 8002, "agent-3": 8003}
+LEDGERS = {"agent-1": "/opt/agent/releases.json", "agent-2": "/opt/agent/releases.json",
+           "agent-3": "/opt/smart-agent/releases.json"}
+
+
+def _command(name: str, args: tuple[str, ...], report_dir: Path | None) -> tuple[list[str], dict[str, str]]:
+    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".collections"), "ANSIBLE_NOCOLOR": "1",
+           "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}
+    if report_dir is not None:
+        env["AGENTOPS_REPORT_DIR"] = str(report_dir)
+    return [str(BIN / "ansible-playbook"), "-i", str(INVENTORY), str(ROOT / "playbooks" / name), *args], env
+
+
+def playbook(name: str, *args: str, report_dir: Path | None = None) -> subprocess.CompletedProcess[str]:
+    command, env = _command(name, args, report_dir)
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800, check=False)
+    print(f"--- {name} {' '.join(args)} -> {result.returncode}\n{result.stdout[-6000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+class Background:
+    """A playbook run in its own process group, as a CI runner starts one, and can kill it."""
+
+    def __init__(self, name: str, *args: str) -> None:
+        command, env = _command(name, args, None)
+        self.label = f"{name} {' '.join(args)}"
+        self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                        text=True, start_new_session=True)
+
+    def kill(self) -> str:
+        """SIGKILL the whole run at once (ansible-playbook, its workers, their connections)."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        return self.finish()
+
+    def finish(self, timeout: float = 900) -> str:
+        output, _ = self.process.communicate(timeout=timeout)
+        print(f"--- (background) {self.label} -> {self.process.returncode}\n{output[-6000:]}")
+        return output
+
+    @property
+    def returncode(self) -> int | None:
+        return self.process.returncode
+
+
+def on_host(host: str, command: str) -> str:
+    return subprocess.run(["docker", "exec", f"agentops-lab-{host}", "sh", "-c", command],
+                          capture_output=True, text=True, check=False).stdout.strip()
+
+
+def ledger(host: str, path: str | None = None) -> dict:
+    text = on_host(host, f"cat {path or LEDGERS[host]}")
+    return json.loads(text) if text else {}
+
+
+def current_release(host: str) -> tuple[str | None, str | None]:
+    """(name, status) of the release the ledger names current."""
+    data = ledger(host)
+    current = next((r for r in data.get("releases", []) if r["version"] == data.get("current")), None)
+    return (current["version"], current["status"]) if current else (None, None)
+
+
+def wait_for(condition, timeout: float, interval: float = 0.05, what: str = "condition"):
+    give_up = time.monotonic() + timeout
+    while time.monotonic() < give_up:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"{what} not reached in {timeout} s")
+
+
+def served(host: str, path: str = "/ready") -> dict:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{AGENT_PORTS[host]}{path}", timeout=5) as response:
+            return json.load(response)
+    except OSError as error:
+        return {"error": str(error)}
+
+
+def served_versions() -> dict[str, str]:
+    return {host: served(host).get("version", "unreachable") for host in AGENT_PORTS}
+
+
+def broken_agent(directory: Path) -> Path:
+    """The reference agent, made to crash at import."""
+    source = directory / "agent"
+    shutil.copytree(ROOT / "files" / "agent", source,
+                    ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache", "tests"))
+    with open(source / "app" / "__init__.py", "a", encoding="utf-8") as init:
+        init.write('\nraise RuntimeError("e2e: this release crashes at import")\n')
+    return source

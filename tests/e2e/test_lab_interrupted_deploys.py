@@ -1,0 +1,135 @@
+"""Concurrent, killed and refused deploys on the lab, after the operator story (`make e2e`).
+
+Each case is what an operator meets: two runs on one host at once; a run
+killed (SIGKILL, as a cancelled CI job) after the switch and during the
+verification, on a VM and in Docker, then the same command run again; a
+ledger that cannot be read; a first release that crashes.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from labtools import Background, broken_agent, current_release, ledger, on_host, playbook, served, wait_for
+
+
+def runs_by_release(host: str) -> dict[str, dict]:
+    return {run["release"]: run for run in ledger(host).get("runs", []) if run.get("release")}
+
+
+def release_statuses(host: str) -> dict[str, str]:
+    return {release["version"]: release["status"] for release in ledger(host).get("releases", [])}
+
+
+def flat(text: str) -> str:
+    return re.sub(r"\s+", " ", text)
+
+
+def test_two_runs_on_one_host_take_turns() -> None:
+    first = Background("deploy.yml", "-l", "agent-1", "-e", "agent_version=1.3.0")
+    holder = wait_for(lambda: ledger("agent-1") and on_host("agent-1", "cat /opt/agent/deploy.lock"), 180,
+                      what="the first run's lock")
+    before = on_host("agent-1", "sha256sum /opt/agent/releases.json; ls /opt/agent/releases")
+
+    # A run that will not wait is refused at once, naming the holder, and changes nothing.
+    impatient = playbook("deploy.yml", "-l", "agent-1", "-e", "agent_version=1.4.0", "-e", "agent_deploy_lock_wait=2")
+    assert impatient.returncode != 0
+    refusal = flat(impatient.stdout)
+    assert "holds the deploy lock" in refusal and "after waiting 2 s" in refusal and "Nothing was changed" in refusal
+    assert re.search(r'"id": "([^"]+)"', holder).group(1) in refusal
+    assert "deploying 1.3.0" in refusal
+    assert on_host("agent-1", "ls /opt/agent/releases | grep -c ^1.4.0 || true") == "0"
+
+    # A run that waits deploys after the first one, which is not disturbed.
+    second = Background("deploy.yml", "-l", "agent-1", "-e", "agent_version=1.4.0")
+    first.finish()
+    second.finish()
+    assert (first.returncode, second.returncode) == (0, 0)
+    assert served("agent-1")["version"] == "1.4.0"
+    statuses = release_statuses("agent-1")
+    assert [status for name, status in statuses.items() if name.startswith("1.3.0")] == ["healthy"]
+    assert [status for name, status in statuses.items() if name.startswith("1.4.0")] == ["healthy"]
+    # The ledger holds both runs' outcomes.
+    outcomes = {name.split("+")[0]: run["outcome"] for name, run in runs_by_release("agent-1").items()}
+    assert outcomes["1.3.0"] == "healthy" and outcomes["1.4.0"] == "healthy"
+    assert before  # the refused run had changed nothing before the first finished
+
+
+@pytest.mark.parametrize("host, version, killed_when", [
+    ("agent-2", "1.5.0", "switched"),
+    ("agent-2", "1.6.0", "verifying"),
+    ("agent-3", "1.5.0", "container created"),
+])
+def test_a_killed_run_is_finished_by_the_next(host: str, version: str, killed_when: str) -> None:
+    serving_before = served(host)["version"]
+    failed_before = {name for name, status in release_statuses(host).items() if status == "failed"}
+    pid_before = on_host(host, "systemctl show -p MainPID --value agent") if host != "agent-3" else ""
+    run = Background("deploy.yml", "-l", host, "-e", f"agent_version={version}")
+    if killed_when == "switched":
+        wait_for(lambda: current_release(host)[0] and current_release(host)[0].startswith(version), 300,
+                 what=f"{version} made current")
+    elif killed_when == "verifying":
+        wait_for(lambda: served(host).get("version") == version, 300, interval=0.2, what=f"{version} answering")
+    else:
+        wait_for(lambda: on_host(host, "docker inspect -f '{{index .Config.Labels \"org.agentops.release\"}}' "
+                                       "smart-agent 2>/dev/null").startswith(version), 600, interval=0.2,
+                 what=f"the container of {version}")
+    run.kill()
+    name, status = current_release(host)
+    assert name.startswith(version) and status == "active", (name, status)
+    if killed_when == "switched":
+        # Killed before the restart: the previous release still serves.
+        assert on_host(host, "systemctl show -p MainPID --value agent") == pid_before
+        assert served(host)["version"] == serving_before
+
+    again = playbook("deploy.yml", "-l", host, "-e", f"agent_version={version}")
+    assert again.returncode == 0, again.stdout[-3000:]
+    output = flat(again.stdout)
+    assert f"made {name} current" in output and "stopped before verifying it" in output
+    assert f"Finished the interrupted run: {name} is verified healthy" in output
+    assert "Took the deploy lock" in output and "its process is gone" in output
+    assert served(host)["version"] == version
+    assert current_release(host) == (name, "healthy")
+    # No good release was recorded as failed on the way.
+    assert {name for name, status in release_statuses(host).items() if status == "failed"} == failed_before
+    killed = [run for run in ledger(host)["runs"] if run["outcome"] == "superseded"][-1]
+    assert killed["release"] == name and "its process is gone" in killed["reason"]
+
+
+def test_an_unreadable_ledger_stops_the_run_before_staging() -> None:
+    on_host("agent-1", "cp /opt/agent/releases.json /root/releases.json.bak && echo '{broken' > /opt/agent/releases.json")
+    try:
+        refused = playbook("deploy.yml", "-l", "agent-1", "-e", "agent_version=1.7.0")
+        assert refused.returncode != 0
+        assert "/opt/agent/releases.json is not valid JSON" in flat(refused.stdout)
+        assert on_host("agent-1", "ls /opt/agent/releases | grep -c ^1.7.0 || true") == "0"
+        assert on_host("agent-1", "cat /opt/agent/releases.json") == "{broken"
+        assert served("agent-1")["version"] == "1.4.0"
+    finally:
+        on_host("agent-1", "mv /root/releases.json.bak /opt/agent/releases.json")
+
+
+def test_a_failed_first_release_says_nothing_serves(tmp_path: Path) -> None:
+    fresh = ["-l", "agent-1", "-e", "agent_version=2.0.0", "-e", f"venv_systemd_source_path={broken_agent(tmp_path)}",
+             "-e", "venv_systemd_root=/opt/fresh-agent", "-e", "agent_service_name=fresh-agent",
+             "-e", "agent_port=8011", "-e", "agent_rollout_force=true", "-e", "agent_health_deadline=20"]
+    try:
+        failed = playbook("deploy.yml", *fresh)
+        assert failed.returncode != 0
+        message = flat(failed.stdout)
+        assert re.search(r"failed on agent-1: RuntimeError: e2e: this release crashes at import\. ", message)
+        assert "nothing to return to: the service was stopped" in message and "nothing serves on agent-1 now" in message
+        data = ledger("agent-1", "/opt/fresh-agent/releases.json")
+        assert data["current"] is None
+        assert [(r["status"], r["reason"].split(".")[0]) for r in data["releases"]] == [
+            ("failed", "RuntimeError: e2e: this release crashes at import")]
+        assert on_host("agent-1", "test -e /opt/fresh-agent/current && echo present || echo absent") == "absent"
+        assert on_host("agent-1", "systemctl is-active fresh-agent; systemctl is-enabled fresh-agent").split() == [
+            "inactive", "disabled"]
+        # The agent that was serving on the host is untouched.
+        assert served("agent-1")["version"] == "1.4.0"
+    finally:
+        on_host("agent-1", "systemctl disable --now fresh-agent; rm -f /etc/systemd/system/fresh-agent.service; "
+                           "systemctl daemon-reload; rm -rf /opt/fresh-agent /etc/fresh-agent")
