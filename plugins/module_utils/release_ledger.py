@@ -217,6 +217,13 @@ class Ledger:
             release.update(status='healthy', verified=self.clock())
         self.data['last_healthy'] = version
 
+    def reject(self, version: str, reason: str | None) -> None:
+        """A release that failed before it was ever made current (its trial)."""
+        release = self.require(version)
+        if self.data['current'] == version:
+            raise LedgerError(f'release {version} is current: roll it back (state=rolled_back) instead')
+        release.update(status='failed', reason=reason or 'failed before it was made current')
+
     def rollback_target(self, failed: str) -> dict | None:
         healthy = [r for r in self.data['releases'] if r['status'] == 'healthy' and r['version'] != failed]
         last = self.find(self.data['last_healthy']) if self.data['last_healthy'] else None
@@ -358,7 +365,7 @@ def apply(params: dict, check_mode: bool) -> dict:
     kind, state, version = params['kind'], params['state'], params.get('version')
     run = params.get('run')
 
-    if state in ('staged', 'active', 'healthy') and not version:
+    if state in ('staged', 'active', 'healthy', 'failed') and not version:
         raise LedgerError(f'state={state} needs a version')
     if version:
         check_version(version)
@@ -411,6 +418,8 @@ def apply(params: dict, check_mode: bool) -> dict:
             ledger.mark_healthy(version)
         elif state == 'rolled_back':
             ledger.roll_back(version, params.get('reason'))
+        elif state == 'failed':
+            ledger.reject(version, params.get('reason'))
         elif state == 'pruned':
             removed = ledger.prune(params.get('keep', 5))
         elif state == 'unlocked':

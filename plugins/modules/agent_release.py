@@ -39,7 +39,7 @@ options:
     description:
       - Release name. It names a directory, so it must start with a letter or digit and contain only
         letters, digits, V(.), V(_), V(+) and V(-), without V(..).
-      - Required for O(state=staged), O(state=active) and O(state=healthy). With O(state=rolled_back)
+      - Required for O(state=staged), O(state=active), O(state=healthy) and O(state=failed). With O(state=rolled_back)
         it names the release expected to be current, which makes a repeated rollback a no-op.
     type: str
   artifact:
@@ -63,6 +63,8 @@ options:
       - V(rolled_back) marks the current release failed (or rolled back, if it had been verified) with
         O(reason) and makes the most recent healthy release current. With no healthy release to return to
         it fails and changes nothing.
+      - V(failed) records that a release which is not current failed (its trial on a side port) with O(reason);
+        nothing is switched.
       - V(pruned) removes the oldest releases beyond O(keep), never the current or last healthy one,
         and deletes their directories for O(kind=directory).
       - V(query) returns the ledger and changes nothing.
@@ -76,7 +78,7 @@ options:
       - With no healthy release to return to, V(rolled_back) of a release that was never verified marks it failed and
         leaves no release current (for O(kind=directory) the current link is removed), so nothing claims to serve.
     type: str
-    choices: [staged, active, healthy, rolled_back, pruned, query, locked, unlocked]
+    choices: [staged, active, healthy, failed, rolled_back, pruned, query, locked, unlocked]
     default: query
   reason:
     description: Why a release is rolled back; stored in the ledger.
@@ -338,7 +340,7 @@ ARGUMENT_SPEC = dict(
     artifact=dict(type='str'),
     kind=dict(type='str', choices=['directory', 'image'], default='directory'),
     metadata=dict(type='dict'),
-    state=dict(type='str', choices=['staged', 'active', 'healthy', 'rolled_back', 'pruned', 'query', 'locked', 'unlocked'],
+    state=dict(type='str', choices=['staged', 'active', 'healthy', 'failed', 'rolled_back', 'pruned', 'query', 'locked', 'unlocked'],
                default='query'),
     reason=dict(type='str'),
     keep=dict(type='int', default=5),
@@ -356,7 +358,7 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec=ARGUMENT_SPEC,
         required_if=[('state', 'staged', ['version']), ('state', 'active', ['version']),
-                     ('state', 'healthy', ['version']), ('state', 'locked', ['run']), ('state', 'unlocked', ['run'])],
+                     ('state', 'healthy', ['version']), ('state', 'failed', ['version']), ('state', 'locked', ['run']), ('state', 'unlocked', ['run'])],
         supports_check_mode=True,
     )
     try:

@@ -83,6 +83,11 @@ def test_a_killed_run_is_finished_by_the_next(host: str, version: str, killed_wh
         # Killed before the restart: the previous release still serves.
         assert on_host(host, "systemctl show -p MainPID --value agent") == pid_before
         assert served(host)["version"] == serving_before
+        # A restart in this window (a crash, a reboot) starts the release made current, which passed its trial on
+        # a side port before the switch: it answers ready at once.
+        on_host(host, "systemctl restart agent")
+        assert wait_for(lambda: served(host).get("version") == version, 30, interval=0.2, what=f"{version} restarted")
+        assert served(host, "/health")["release"] == name
 
     again = playbook("deploy.yml", "-l", host, "-e", f"agent_version={version}")
     assert again.returncode == 0, again.stdout[-3000:]
@@ -114,7 +119,9 @@ def test_an_unreadable_ledger_stops_the_run_before_staging() -> None:
 def test_a_failed_first_release_says_nothing_serves(tmp_path: Path) -> None:
     fresh = ["-l", "agent-1", "-e", "agent_version=2.0.0", "-e", f"venv_systemd_source_path={broken_agent(tmp_path)}",
              "-e", "venv_systemd_root=/opt/fresh-agent", "-e", "agent_service_name=fresh-agent",
-             "-e", "agent_port=8011", "-e", "agent_rollout_force=true", "-e", "agent_health_deadline=20"]
+             "-e", "agent_port=8011", "-e", "agent_rollout_force=true", "-e", "agent_health_deadline=20",
+             # Past a trial, as when a release fails only under its real port.
+             "-e", "agent_trial=false"]
     try:
         failed = playbook("deploy.yml", *fresh)
         assert failed.returncode != 0
