@@ -262,3 +262,13 @@ def test_image_releases_only_touch_the_ledger(root: Path) -> None:
     result = rl.apply({**params(root, 'rolled_back', '1.1.0', reason='bad'), **image}, False)
     assert result['artifact'] == 'agent:1.0.0' and result['metadata'] == {'image_id': 'sha256:a'}
     assert not (root / 'current').exists()
+
+
+def test_a_release_that_failed_its_trial_is_recorded_without_a_switch(root: Path) -> None:
+    deploy(root, '1.0.0')
+    rl.apply(params(root, 'staged', '1.1.0'), False)
+    result = rl.apply(params(root, 'failed', '1.1.0', reason='crashed on its trial port'), False)
+    assert result['changed'] and result['current'] == '1.0.0'
+    assert status(root, '1.1.0') == 'failed' and os.readlink(root / 'current') == str(root / 'releases' / '1.0.0')
+    with pytest.raises(rl.LedgerError, match='is current: roll it back'):
+        rl.apply(params(root, 'failed', '1.0.0', reason='x'), False)
