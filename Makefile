@@ -98,7 +98,7 @@ lab-down: venv link ## Remove the lab containers
 e2e: setup agent-base ## The playbooks end to end on a fresh lab (removes the lab afterwards)
 	trap '$(MAKE) --no-print-directory lab-down >/dev/null' EXIT; \
 	$(MAKE) --no-print-directory lab; \
-	$(BIN)/python -m pytest -q -s tests/e2e
+	$(BIN)/python -m pytest -q -s --durations=0 tests/e2e
 
 # --- tests ------------------------------------------------------------------
 

@@ -270,6 +270,10 @@ class Ledger:
         excess = max(len(self.data['releases']) - keep, 0)
         removed = candidates[:excess]
         self.data['releases'] = [r for r in self.data['releases'] if r not in removed]
+        # `previous` only says what was current before the last switch: a
+        # pruned one is forgotten, or the ledger would name a missing release.
+        if self.data['previous'] in {r['version'] for r in removed}:
+            self.data['previous'] = None
         return removed
 
 

@@ -8,11 +8,15 @@ ledger that cannot be read; a first release that crashes.
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import pytest
 
 from labtools import Background, broken_agent, current_release, ledger, on_host, playbook, served, wait_for
+
+# The bake proves nothing these cases are about: keep it short.
+QUICK = ("-e", "agent_bake_seconds=2")
 
 
 def runs_by_release(host: str) -> dict[str, dict]:
@@ -28,13 +32,15 @@ def flat(text: str) -> str:
 
 
 def test_two_runs_on_one_host_take_turns() -> None:
-    first = Background("deploy.yml", "-l", "agent-1", "-e", "agent_version=1.3.0")
+    first = Background("deploy.yml", "-l", "agent-1", "-e", "agent_version=1.3.0", *QUICK)
     holder = wait_for(lambda: ledger("agent-1") and on_host("agent-1", "cat /opt/agent/deploy.lock"), 180,
                       what="the first run's lock")
     before = on_host("agent-1", "sha256sum /opt/agent/releases.json; ls /opt/agent/releases")
 
     # A run that will not wait is refused at once, naming the holder, and changes nothing.
+    started = time.monotonic()
     impatient = playbook("deploy.yml", "-l", "agent-1", "-e", "agent_version=1.4.0", "-e", "agent_deploy_lock_wait=2")
+    print(f"FIGURE refused second run: {time.monotonic() - started:.1f} s")
     assert impatient.returncode != 0
     refusal = flat(impatient.stdout)
     assert "holds the deploy lock" in refusal and "after waiting 2 s" in refusal and "Nothing was changed" in refusal
@@ -43,9 +49,12 @@ def test_two_runs_on_one_host_take_turns() -> None:
     assert on_host("agent-1", "ls /opt/agent/releases | grep -c ^1.4.0 || true") == "0"
 
     # A run that waits deploys after the first one, which is not disturbed.
-    second = Background("deploy.yml", "-l", "agent-1", "-e", "agent_version=1.4.0")
+    started = time.monotonic()
+    second = Background("deploy.yml", "-l", "agent-1", "-e", "agent_version=1.4.0", *QUICK)
     first.finish()
+    print(f"FIGURE first run finished {time.monotonic() - started:.1f} s after the second started")
     second.finish()
+    print(f"FIGURE second run finished {time.monotonic() - started:.1f} s after it started")
     assert (first.returncode, second.returncode) == (0, 0)
     assert served("agent-1")["version"] == "1.4.0"
     statuses = release_statuses("agent-1")
@@ -66,7 +75,7 @@ def test_a_killed_run_is_finished_by_the_next(host: str, version: str, killed_wh
     serving_before = served(host)["version"]
     failed_before = {name for name, status in release_statuses(host).items() if status == "failed"}
     pid_before = on_host(host, "systemctl show -p MainPID --value agent") if host != "agent-3" else ""
-    run = Background("deploy.yml", "-l", host, "-e", f"agent_version={version}")
+    run = Background("deploy.yml", "-l", host, "-e", f"agent_version={version}", *QUICK)
     if killed_when == "switched":
         wait_for(lambda: current_release(host)[0] and current_release(host)[0].startswith(version), 300,
                  what=f"{version} made current")
@@ -89,7 +98,9 @@ def test_a_killed_run_is_finished_by_the_next(host: str, version: str, killed_wh
         assert wait_for(lambda: served(host).get("version") == version, 30, interval=0.2, what=f"{version} restarted")
         assert served(host, "/health")["release"] == name
 
-    again = playbook("deploy.yml", "-l", host, "-e", f"agent_version={version}")
+    started = time.monotonic()
+    again = playbook("deploy.yml", "-l", host, "-e", f"agent_version={version}", *QUICK)
+    print(f"FIGURE re-run after a kill ({killed_when}, {host}): {time.monotonic() - started:.1f} s")
     assert again.returncode == 0, again.stdout[-3000:]
     output = flat(again.stdout)
     assert f"made {name} current" in output and "stopped before verifying it" in output

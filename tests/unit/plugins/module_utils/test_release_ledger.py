@@ -272,3 +272,14 @@ def test_a_release_that_failed_its_trial_is_recorded_without_a_switch(root: Path
     assert status(root, '1.1.0') == 'failed' and os.readlink(root / 'current') == str(root / 'releases' / '1.0.0')
     with pytest.raises(rl.LedgerError, match='is current: roll it back'):
         rl.apply(params(root, 'failed', '1.0.0', reason='x'), False)
+
+
+def test_pruning_the_previous_release_leaves_a_readable_ledger(root: Path) -> None:
+    deploy(root, '1.0.0')
+    deploy(root, '1.1.0', healthy=False)
+    rl.apply(params(root, 'rolled_back', '1.1.0', reason='failed'), False)
+    assert ledger(root)['previous'] == '1.1.0'
+    result = rl.apply(params(root, 'pruned', keep=1), False)
+    assert result['removed'] == ['1.1.0'] and ledger(root)['previous'] is None
+    # The next run reads it without complaint.
+    assert rl.apply(params(root, 'query'), False)['current'] == '1.0.0'
