@@ -13,7 +13,7 @@ description:
   - Picks, from text or a list of lines, the line an operator should read first, so a failure message can lead with
     it before any tool output.
   - In order, the first line naming an operating system error (C([Errno N]), C(No space left on device),
-    C(Permission denied)); else the last line naming a Python exception (C(RuntimeError: ...)), which is how a
+    C(Permission denied)); else the last line naming a Python exception (such as C(RuntimeError)), which is how a
     traceback ends; else the first line starting with C(ERROR), C(error:) or C(fatal:); else the first line.
 author:
   - agentops.deploy maintainers (@agentops)

@@ -93,7 +93,7 @@ options:
     default: 30
   run:
     description:
-      - The deploy run making the change, as the P(agentops.deploy.deploy_run#lookup) lookup describes it:
+      - The deploy run making the change, as the P(agentops.deploy.deploy_run#lookup) lookup describes it, with
         C(id) (required), C(controller), C(user), C(pid), C(started) and C(version).
       - It is what the deploy lock C(<root>/deploy.lock) and the ledger's C(runs) record name.
     type: dict

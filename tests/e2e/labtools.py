@@ -50,7 +50,7 @@ class Background:
         return self.finish()
 
     def finish(self, timeout: float = 900) -> str:
-        output, _ = self.process.communicate(timeout=timeout)
+        output = self.process.communicate(timeout=timeout)[0]
         print(f"--- (background) {self.label} -> {self.process.returncode}\n{output[-6000:]}")
         return output
 

@@ -132,8 +132,8 @@ def test_unlock_records_the_outcome_and_removes_the_lock(root: Path) -> None:
     result = rl.apply(params(root, 'unlocked', '1.1.0', run=RUN_A, outcome='failed', reason='ready timed out'), False)
     assert result['lock'] is None and not (root / 'deploy.lock').exists() and result['changed'] is False
     entry = ledger(root)['runs'][-1]
-    assert (entry['outcome'], entry['reason'], entry['release'], entry['user']) == ('failed', 'ready timed out',
-                                                                                     '1.1.0', 'ci')
+    expected = ('failed', 'ready timed out', '1.1.0', 'ci')
+    assert (entry['outcome'], entry['reason'], entry['release'], entry['user']) == expected
 
 
 def test_check_mode_takes_no_lock(root: Path) -> None:
