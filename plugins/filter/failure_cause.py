@@ -22,6 +22,12 @@ options:
     description: Text, or a list of lines.
     type: raw
     required: true
+  exceptions_only:
+    description:
+      - Only consider lines that name an exception (C(...Error:), C(...Exception:), C(...Exit), C(...Interrupt)), as in a
+        service's log, where other lines say nothing about why it died; an empty string when there is none.
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""
@@ -41,13 +47,16 @@ import re
 _OS_ERROR = re.compile(r'\[Errno \d+\]|No space left on device|Permission denied|Read-only file system')
 _EXCEPTION = re.compile(r'^([A-Za-z_]\w*\.)*[A-Za-z_]\w*(Error|Exception|Exit|Interrupt)(:|$)')
 _ERROR_LINE = re.compile(r'^(ERROR|Error|error|FATAL|fatal|E)(:|\b)')
+_MENTIONS_EXCEPTION = re.compile(r'(Error|Exception|Exit|Interrupt)(:|$)')
 
 
-def failure_cause(value) -> str:
+def failure_cause(value, exceptions_only: bool = False) -> str:
     if value is None:
         return ''
     lines = value if isinstance(value, (list, tuple)) else str(value).splitlines()
     lines = [str(line).strip() for line in lines if str(line).strip()]
+    if exceptions_only:
+        lines = [line for line in lines if _MENTIONS_EXCEPTION.search(line)]
     if not lines:
         return ''
     os_errors = [line for line in lines if _OS_ERROR.search(line)]

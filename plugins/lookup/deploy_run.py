@@ -111,13 +111,12 @@ def is_alive(run: dict) -> bool | None:
         return None
     pid = int(run['pid'])
     if _stat(pid) is None:
+        # No /proc to tell the start time: the process id alone decides.
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
             return False
-        except PermissionError:
-            return True
-        return process_started(pid) is None
+        return True
     # The same id with another start time is another process.
     return run.get('started') is None or process_started(pid) == run['started']
 

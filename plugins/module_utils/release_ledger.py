@@ -277,8 +277,12 @@ class Ledger:
         return removed
 
 
+def current_release(data: dict) -> dict | None:
+    return next((r for r in data['releases'] if r['version'] == data['current']), None)
+
+
 def summary(data: dict) -> dict:
-    current = next((r for r in data['releases'] if r['version'] == data['current']), None)
+    current = current_release(data)
     return {
         'current': data['current'],
         'previous': data['previous'],
@@ -317,7 +321,7 @@ def read_lock(path: str) -> dict | None:
 
 def interrupted(data: dict) -> dict | None:
     """The current release when a run made it current and stopped before verifying it."""
-    current = next((r for r in data['releases'] if r['version'] == data['current']), None)
+    current = current_release(data)
     if current is None or current['status'] != 'active':
         return None
     return {'version': current['version'], 'run': current.get('run'), 'activated': current.get('activated'),
@@ -456,7 +460,7 @@ def apply(params: dict, check_mode: bool) -> dict:
                     remove_release_directory(release['artifact'], releases_dir)
             if after != before:
                 write_atomic(ledger_path, after)
-            if lock_after is None and lock_before is not None and state == 'unlocked':
+            if state == 'unlocked' and lock_before is not None:
                 os.unlink(lock_path)
             elif lock_after is not None and lock_after != lock_before:
                 write_atomic(lock_path, lock_after)

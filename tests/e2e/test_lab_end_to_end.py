@@ -32,13 +32,12 @@ def broken_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def lab_state() -> dict[str, str]:
     """What a deploy changes on each agent: process, current link, ledger, unit or container."""
-    run = on_host
     state = {}
     for host in ("agent-1", "agent-2"):
-        state[host] = run(host, "systemctl show -p MainPID --value agent; readlink /opt/agent/current; "
-                                "sha256sum /opt/agent/releases.json /etc/systemd/system/agent.service")
-    state["agent-3"] = run("agent-3", "docker inspect -f '{{.Id}} {{.Image}} {{.State.StartedAt}}' smart-agent; "
-                                      "sha256sum /opt/smart-agent/releases.json")
+        state[host] = on_host(host, "systemctl show -p MainPID --value agent; readlink /opt/agent/current; "
+                                    "sha256sum /opt/agent/releases.json /etc/systemd/system/agent.service")
+    state["agent-3"] = on_host("agent-3", "docker inspect -f '{{.Id}} {{.Image}} {{.State.StartedAt}}' smart-agent; "
+                                          "sha256sum /opt/smart-agent/releases.json")
     return state
 
 

@@ -47,3 +47,9 @@ def test_the_last_exception_of_chained_tracebacks_wins() -> None:
 
 def test_a_long_line_is_cut() -> None:
     assert len(failure_cause("ValueError: " + "x" * 1000)) == 300
+
+
+def test_only_an_exception_counts_in_a_service_log() -> None:
+    log = ["INFO agent started: version=1.2.0", "ERROR [llm] provider failed", "RuntimeError: boom", "INFO stopping"]
+    assert failure_cause(log, exceptions_only=True) == "RuntimeError: boom"
+    assert failure_cause(log[:2] + log[3:], exceptions_only=True) == ""
