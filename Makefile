@@ -97,12 +97,21 @@ lab-down: venv link ## Remove the lab containers
 # failed site.yml or test, or an interrupt.
 e2e: setup agent-base ## The playbooks end to end on a fresh lab (removes the lab afterwards)
 	trap '$(MAKE) --no-print-directory lab-down >/dev/null' EXIT; \
-	$(MAKE) --no-print-directory lab; \
+	bash scripts/test-times.sh time e2e "the lab (make lab)" $(MAKE) --no-print-directory lab; \
 	$(BIN)/python -m pytest -q -s --durations=0 tests/e2e
 
 # --- tests ------------------------------------------------------------------
 
-test: lint sanity unit integration molecule e2e ## Lint, sanity, unit, integration, Molecule and end-to-end tests
+# Each layer in turn, timed (scripts/test-times.sh); the table of wall times
+# ends the output, passed or not, and stays in $(CACHE)/test-times.txt.
+TEST_LAYERS := setup lint sanity unit integration molecule e2e
+export AGENTOPS_TEST_TIMES := $(CURDIR)/$(CACHE)/test-times.tsv
+test: ## Lint, sanity, unit, integration, Molecule and end-to-end tests
+	@rm -f $(AGENTOPS_TEST_TIMES)
+	@trap 'bash scripts/test-times.sh report' EXIT; \
+	for layer in $(TEST_LAYERS); do \
+	  bash scripts/test-times.sh time layer $$layer $(MAKE) --no-print-directory $$layer; \
+	done
 	@echo "make test: all layers passed"
 
 lint: venv link ## ansible-lint, production profile
@@ -142,9 +151,9 @@ integration: venv link ## Collection build and install, role input validation (n
 molecule: setup ## Every Molecule scenario (or SCENARIOS="a b"), MOLECULE_WORKERS at a time
 	bash scripts/molecule-all.sh $(SCENARIOS)
 
-bench: setup agent-venv ## Benchmarks that print measured figures (rollback_time needs `make lab`)
+bench: setup agent-venv ## Benchmarks that print measured figures (faulty_releases needs `make lab`)
 	$(AGENT_VENV)/bin/python bench/agent_throughput
-	$(BIN)/python bench/rollback_time
+	$(BIN)/python bench/faulty_releases
 
 clean: ## Remove local state (virtualenvs, caches, built tarballs)
 	rm -rf $(VENV) $(CACHE) .collections agentops-deploy-*.tar.gz

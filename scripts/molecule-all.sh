@@ -34,6 +34,7 @@ run_one() {
   start=$(date +%s)
   if molecule --base-config extensions/molecule/config.yml test -s "$name" >"$logs/$name.log" 2>&1; then rc=0; else rc=$?; fi
   echo "$name $rc $(( $(date +%s) - start ))" >>"$results"
+  bash scripts/test-times.sh record scenario "molecule $name" "$(( $(date +%s) - start ))" "$([ "$rc" = 0 ] && echo passed || echo FAILED)"
   printf 'molecule: %-16s %s in %ss\n' "$name" "$([ "$rc" = 0 ] && echo passed || echo FAILED)" "$(( $(date +%s) - start ))"
 }
 export -f run_one

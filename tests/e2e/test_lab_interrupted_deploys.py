@@ -114,6 +114,45 @@ def test_a_killed_run_is_finished_by_the_next(host: str, version: str, killed_wh
     assert killed["release"] == name and "its process is gone" in killed["reason"]
 
 
+def test_a_killed_runs_trial_stops_itself() -> None:
+    """A run killed while its release is on trial leaves no side process behind for long.
+
+    Both methods at once, each with a release already staged (no build): the
+    venv trial is a runtime unit with RuntimeMaxSec, the docker trial a
+    container that a systemd timer removes. With a 5 s health deadline their
+    lifetime is 2 x 5 + the smoke timeout (35) + 30 = 75 s.
+    """
+    # Each prints "active" / "true" while its trial runs.
+    trials = {"agent-1": "systemctl is-active agent-trial",
+              "agent-3": "docker inspect -f '{{.State.Running}}' smart-agent-trial 2>/dev/null"}
+    serving = {"agent-1": "systemctl show -p MainPID --value agent",
+               "agent-3": "docker inspect -f '{{.State.StartedAt}}' smart-agent"}
+    before = {host: on_host(host, command) for host, command in serving.items()}
+    versions = {host: served(host)["version"] for host in trials}
+    runs = {host: Background("deploy.yml", "-l", host, "-e", "agent_version=1.1.0", "-e", "agent_health_deadline=5")
+            for host in trials}
+    # Each run is killed the moment its trial is up, before the trial can pass.
+    waiting = set(trials)
+    give_up = time.monotonic() + 600
+    while waiting and time.monotonic() < give_up:
+        for host in sorted(waiting):
+            if on_host(host, trials[host]) in ("active", "true"):
+                runs[host].kill()
+                waiting.discard(host)
+        time.sleep(0.1)
+    assert not waiting, f"no trial seen on {waiting}"
+    killed = time.monotonic()
+    assert on_host("agent-3", "systemctl is-active smart-agent-trial-removal.timer") == "active"
+    for host, command in trials.items():
+        wait_for(lambda: on_host(host, command) not in ("active", "true"), 120, interval=1,  # noqa: B023
+                 what=f"the trial on {host} gone")
+    assert on_host("agent-3", "docker ps -aq --filter name=smart-agent-trial") == ""
+    print(f"FIGURE killed runs' trials gone {time.monotonic() - killed:.0f} s after the kill (lifetime 75 s)")
+    # The serving releases never noticed.
+    assert {host: on_host(host, command) for host, command in serving.items()} == before
+    assert {host: served(host)["version"] for host in trials} == versions
+
+
 def test_an_unreadable_ledger_stops_the_run_before_staging() -> None:
     on_host("agent-1", "cp /opt/agent/releases.json /root/releases.json.bak && echo '{broken' > /opt/agent/releases.json")
     try:

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The wall time of each layer, scenario and end-to-end test of `make test`,
+# so that growth shows at once. Records go to $AGENTOPS_TEST_TIMES (one line
+# each: kind, name, seconds, outcome); `report` prints them as a table and
+# writes it next to them as test-times.txt, which CI prints.
+# Usage: test-times.sh time <kind> <name> <command ...>   run and record
+#        test-times.sh record <kind> <name> <seconds> <outcome>
+#        test-times.sh report
+set -euo pipefail
+
+records="${AGENTOPS_TEST_TIMES:-.cache/test-times.tsv}"
+mkdir -p "$(dirname "$records")"
+
+case "${1:-}" in
+  time)
+    kind=$2 name=$3
+    shift 3
+    start=$(date +%s)
+    if "$@"; then rc=0; else rc=$?; fi
+    printf '%s\t%s\t%s\t%s\n' "$kind" "$name" "$(( $(date +%s) - start ))" "$([ "$rc" = 0 ] && echo passed || echo FAILED)" >>"$records"
+    exit "$rc"
+    ;;
+  record)
+    printf '%s\t%s\t%s\t%s\n' "$2" "$3" "$4" "$5" >>"$records"
+    ;;
+  report)
+    [ -s "$records" ] || exit 0
+    table="$(dirname "$records")/test-times.txt"
+    {
+      echo "make test: wall time of each part (s); scenarios and tests run inside their layer"
+      awk -F'\t' '
+        { printf "  %-9s %-58s %6d  %s\n", $1, $2, $3, $4 }
+        $1 == "layer" { total += $3 }
+        END { printf "  %-9s %-58s %6d\n", "total", "layers", total }' "$records"
+    } >"$table"
+    cat "$table"
+    ;;
+  *)
+    echo "usage: $0 time <kind> <name> <command ...> | record <kind> <name> <seconds> <outcome> | report" >&2
+    exit 2
+    ;;
+esac
