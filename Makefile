@@ -19,7 +19,7 @@ export MOLECULE_WORKERS ?= 2
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help setup venv agent-venv link engine image promtool e2e agent-base lab lab-down test lint sanity unit unit-plugins unit-agent integration molecule bench clean
+.PHONY: help setup venv agent-venv link engine image promtool e2e agent-base lab lab-down test lint sanity unit unit-plugins unit-agent integration molecule bench lock clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -154,6 +154,12 @@ molecule: setup ## Every Molecule scenario (or SCENARIOS="a b"), MOLECULE_WORKER
 bench: setup agent-venv ## Benchmarks that print measured figures (faulty_releases needs `make lab`)
 	$(AGENT_VENV)/bin/python bench/agent_throughput
 	$(BIN)/python bench/faulty_releases
+
+# The agent's dependency lock, with hashes: what releases and the Docker build
+# install, from the controller's wheelhouse. Upgrades within requirements.txt.
+lock: venv ## Regenerate files/agent/requirements.lock (pinned, hashed) from requirements.txt
+	cd files/agent && $(CURDIR)/$(BIN)/pip-compile --quiet --upgrade --generate-hashes --allow-unsafe \
+	  --strip-extras --no-emit-index-url --no-emit-find-links --output-file requirements.lock requirements.txt
 
 clean: ## Remove local state (virtualenvs, caches, built tarballs)
 	rm -rf $(VENV) $(CACHE) .collections agentops-deploy-*.tar.gz
