@@ -151,8 +151,9 @@ integration: venv link ## Collection build and install, role input validation (n
 molecule: setup ## Every Molecule scenario (or SCENARIOS="a b"), MOLECULE_WORKERS at a time
 	bash scripts/molecule-all.sh $(SCENARIOS)
 
-bench: setup agent-venv ## Benchmarks that print measured figures (faulty_releases needs `make lab`)
+bench: setup agent-venv ## Benchmarks that print measured figures (lab_timings builds the lab; faulty_releases then uses it)
 	$(AGENT_VENV)/bin/python bench/agent_throughput
+	$(BIN)/python bench/lab_timings
 	$(BIN)/python bench/faulty_releases
 
 # The agent's dependency lock, with hashes: what releases and the Docker build

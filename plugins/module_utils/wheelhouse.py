@@ -185,4 +185,3 @@ def build(python: str, lock: str, cache_dir: str, python_version: str, machine: 
                               f'Remove it to fetch it again.')
     return {'path': path, 'key': key, 'lock_sha256': lock_digest, 'wheels': len(locked), 'built': built,
             'sha256': sha256_file(path)}
-

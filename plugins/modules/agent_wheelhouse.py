@@ -45,14 +45,23 @@ options:
     type: list
     elements: str
     default: []
+extends_documentation_fragment:
+  - agentops.deploy.attributes
+  - agentops.deploy.attributes.actiongroup_agent
 attributes:
   check_mode:
     support: full
-    details: Reports whether the wheelhouse would be fetched; an existing one is checked as in a real run.
+    details:
+      - Reports whether the wheelhouse would be fetched, without fetching it; an existing one is checked as in a
+        real run.
   diff_mode:
     support: none
+  idempotent:
+    support: full
+    details:
+      - A wheelhouse already in O(cache_dir) is checked, not fetched again, and reports C(changed=false).
 notes:
-  - Wheels only (C(--only-binary=:all:)): a package without a wheel for the hosts fails with pip's message.
+  - "Wheels only (C(--only-binary=:all:)): a package without a wheel for the hosts fails with pip's message."
 """
 
 EXAMPLES = r"""
@@ -118,7 +127,8 @@ def main() -> None:
         with open(params['lock'], 'rb') as stream:
             content = stream.read()
     except OSError as error:
-        module.fail_json(msg=f'the lock {params["lock"]} cannot be read: {error.strerror}')
+        module.fail_json(msg=f'the lock {params["lock"]} cannot be read ({error.strerror}): generate it with '
+                             f'pip-compile --generate-hashes, name another one, or install from an index instead')
     try:
         lock_digest = hashlib.sha256(content).hexdigest()
         locked = parse_lock(content.decode('utf-8', errors='replace'), params['lock'])
