@@ -29,9 +29,9 @@ case "${1:-}" in
     {
       echo "make test: wall time of each part (s); scenarios and tests run inside their layer"
       awk -F'\t' '
-        { printf "  %-9s %-58s %6d  %s\n", $1, $2, $3, $4 }
+        { printf "  %-9s %-74s %6d  %s\n", $1, $2, $3, $4 }
         $1 == "layer" { total += $3 }
-        END { printf "  %-9s %-58s %6d\n", "total", "layers", total }' "$records"
+        END { printf "  %-9s %-74s %6d\n", "total", "layers", total }' "$records"
     } >"$table"
     cat "$table"
     ;;
