@@ -171,9 +171,12 @@ def build(python: str, lock: str, cache_dir: str, python_version: str, machine: 
             result = runner(download_command(python, lock, scratch, python_version, machine, extra_args),
                             capture_output=True, text=True, check=False)
             if result.returncode != 0:
-                lines = [line for line in (result.stderr or result.stdout).splitlines() if line.strip()]
+                # pip's last ERROR line names the package (its warnings and the
+                # line before it only explain).
+                lines = [line.strip() for line in (result.stderr or result.stdout).splitlines() if line.strip()]
+                errors = [line for line in lines if line.startswith('ERROR:')]
                 raise WheelhouseError(f'pip download of the wheels {lock} names failed: '
-                                      f'{" | ".join(lines[-4:]) or "exit status " + str(result.returncode)}')
+                                      f'{(errors or lines or ["exit status " + str(result.returncode)])[-1]}')
             found = problems({name: sha256_file(os.path.join(scratch, name)) for name in os.listdir(scratch)}, locked)
             if found:
                 raise WheelhouseError(f'the wheels downloaded for {lock} do not fit it: {"; ".join(found)}')
