@@ -2,16 +2,16 @@
 
 Each case is what an operator meets: two runs on one host at once; a run
 killed (SIGKILL, as a cancelled CI job) after the switch and during the
-verification, on a VM and in Docker, then the same command run again; a
-ledger that cannot be read; a first release that crashes.
+verification, on a VM and in Docker, three at once, then the same command run
+again; a ledger that cannot be read; a first release that crashes.
 """
 from __future__ import annotations
 
 import re
 import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-
-import pytest
 
 from labtools import Background, broken_agent, current_release, ledger, on_host, playbook, served, wait_for
 
@@ -66,12 +66,18 @@ def test_two_runs_on_one_host_take_turns() -> None:
     assert before  # the refused run had changed nothing before the first finished
 
 
-@pytest.mark.parametrize("host, version, killed_when", [
-    ("agent-2", "1.5.0", "switched"),
-    ("agent-2", "1.6.0", "verifying"),
-    ("agent-3", "1.5.0", "container created"),
-])
-def test_a_killed_run_is_finished_by_the_next(host: str, version: str, killed_when: str) -> None:
+# One run killed per agent, all three at once, each at another moment: after
+# the switch before the restart (VM), while the new release is verified (VM),
+# and once the new container exists (Docker). Side by side they prove in one
+# deploy's time what one after the other took three.
+KILLED_RUNS = {
+    "agent-1": ("1.5.0", "switched"),
+    "agent-2": ("1.6.0", "verifying"),
+    "agent-3": ("1.5.0", "container created"),
+}
+
+
+def kill_and_run_again(host: str, version: str, killed_when: str) -> None:
     serving_before = served(host)["version"]
     failed_before = {name for name, status in release_statuses(host).items() if status == "failed"}
     pid_before = on_host(host, "systemctl show -p MainPID --value agent") if host != "agent-3" else ""
@@ -87,31 +93,39 @@ def test_a_killed_run_is_finished_by_the_next(host: str, version: str, killed_wh
                  what=f"the container of {version}")
     run.kill()
     name, status = current_release(host)
-    assert name.startswith(version) and status == "active", (name, status)
+    assert name.startswith(version) and status == "active", (host, name, status)
     if killed_when == "switched":
         # Killed before the restart: the previous release still serves.
-        assert on_host(host, "systemctl show -p MainPID --value agent") == pid_before
-        assert served(host)["version"] == serving_before
+        assert on_host(host, "systemctl show -p MainPID --value agent") == pid_before, host
+        assert served(host)["version"] == serving_before, host
         # A restart in this window (a crash, a reboot) starts the release made current, which passed its trial on
         # a side port before the switch: it answers ready at once.
         on_host(host, "systemctl restart agent")
         assert wait_for(lambda: served(host).get("version") == version, 30, interval=0.2, what=f"{version} restarted")
-        assert served(host, "/health")["release"] == name
+        assert served(host, "/health")["release"] == name, host
 
     started = time.monotonic()
     again = playbook("deploy.yml", "-l", host, "-e", f"agent_version={version}", *QUICK)
     print(f"FIGURE re-run after a kill ({killed_when}, {host}): {time.monotonic() - started:.1f} s")
     assert again.returncode == 0, again.stdout[-3000:]
     output = flat(again.stdout)
-    assert f"made {name} current" in output and "stopped before verifying it" in output
-    assert f"Finished the interrupted run: {name} is verified healthy" in output
-    assert "Took the deploy lock" in output and "its process is gone" in output
-    assert served(host)["version"] == version
-    assert current_release(host) == (name, "healthy")
+    assert f"made {name} current" in output and "stopped before verifying it" in output, host
+    assert f"Finished the interrupted run: {name} is verified healthy" in output, host
+    assert "Took the deploy lock" in output and "its process is gone" in output, host
+    assert served(host)["version"] == version, host
+    assert current_release(host) == (name, "healthy"), host
     # No good release was recorded as failed on the way.
-    assert {name for name, status in release_statuses(host).items() if status == "failed"} == failed_before
+    assert {name for name, status in release_statuses(host).items() if status == "failed"} == failed_before, host
     killed = [run for run in ledger(host)["runs"] if run["outcome"] == "superseded"][-1]
-    assert killed["release"] == name and "its process is gone" in killed["reason"]
+    assert killed["release"] == name and "its process is gone" in killed["reason"], (host, killed)
+
+
+def test_killed_runs_are_finished_by_the_next() -> None:
+    with ThreadPoolExecutor(len(KILLED_RUNS)) as pool:
+        cases = {host: pool.submit(kill_and_run_again, host, *case) for host, case in KILLED_RUNS.items()}
+    failures = {host: "".join(traceback.format_exception(case.exception()))
+                for host, case in cases.items() if case.exception() is not None}
+    assert not failures, "\n".join(f"{host} ({KILLED_RUNS[host][1]}):\n{text}" for host, text in failures.items())
 
 
 def test_a_killed_runs_trial_stops_itself() -> None:
