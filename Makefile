@@ -85,6 +85,7 @@ lab: setup agent-base ## Create the local lab (systemd containers) and run site.
 	echo "lab: ready in $$(( $$(date +%s) - start )) s. Open:"; \
 	echo "  agents        http://127.0.0.1:8001  :8002  :8003   (/health /ready /metrics, POST /api/agent)"; \
 	echo "  try           curl -s -XPOST 127.0.0.1:8001/api/agent -H 'content-type: application/json' -d '{\"input\":\"hello lab\"}'"; \
+	echo "  load balancer http://127.0.0.1:8080   (HAProxy on ops-1 in front of the three agents)"; \
 	echo "  Prometheus    http://127.0.0.1:9090/targets   alerts: http://127.0.0.1:9090/alerts"; \
 	echo "  Alertmanager  http://127.0.0.1:9093"; \
 	echo "  health        $(BIN)/ansible-playbook -i inventories/lab playbooks/health.yml"; \

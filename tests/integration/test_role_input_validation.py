@@ -71,6 +71,10 @@ def run_role(role: str, variables: dict, tmp_path: Path) -> subprocess.Completed
         {"name": "chat", "type": "slack", "url": "hooks.example.com/T0/SECRET-TOKEN"}]}, "monitoring_alertmanager_receivers"),
     ("monitoring", {"monitoring_prometheus_web_basic_auth_users": {"admin": "plain-text"}},
      "monitoring_prometheus_web_basic_auth_users"),
+    # No agents group in this inventory: nothing to balance.
+    ("load_balancer", {}, "load_balancer_backends is empty"),
+    ("load_balancer", {"load_balancer_backends": ["stranger"]}, "load_balancer_backends names stranger"),
+    ("load_balancer", {"load_balancer_port": "eighty"}, "load_balancer_port"),
 ])
 def test_bad_input_fails_naming_the_variable(role: str, variables: dict, named: str, tmp_path: Path) -> None:
     result = run_role(role, variables, tmp_path)
