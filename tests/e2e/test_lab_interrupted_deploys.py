@@ -168,6 +168,7 @@ def test_a_killed_runs_trial_stops_itself() -> None:
 
 
 def test_an_unreadable_ledger_stops_the_run_before_staging() -> None:
+    serving = served("agent-1")["version"]
     on_host("agent-1", "cp /opt/agent/releases.json /root/releases.json.bak && echo '{broken' > /opt/agent/releases.json")
     try:
         refused = playbook("deploy.yml", "-l", "agent-1", "-e", "agent_version=1.7.0")
@@ -175,7 +176,7 @@ def test_an_unreadable_ledger_stops_the_run_before_staging() -> None:
         assert "/opt/agent/releases.json is not valid JSON" in flat(refused.stdout)
         assert on_host("agent-1", "ls /opt/agent/releases | grep -c ^1.7.0 || true") == "0"
         assert on_host("agent-1", "cat /opt/agent/releases.json") == "{broken"
-        assert served("agent-1")["version"] == "1.4.0"
+        assert served("agent-1")["version"] == serving
     finally:
         on_host("agent-1", "mv /root/releases.json.bak /opt/agent/releases.json")
 
@@ -186,6 +187,7 @@ def test_a_failed_first_release_says_nothing_serves(tmp_path: Path) -> None:
              "-e", "agent_port=8011", "-e", "agent_rollout_force=true", "-e", "agent_health_deadline=20",
              # Past a trial, as when a release fails only under its real port.
              "-e", "agent_trial=false"]
+    serving = served("agent-1")["version"]
     try:
         failed = playbook("deploy.yml", *fresh)
         assert failed.returncode != 0
@@ -200,7 +202,7 @@ def test_a_failed_first_release_says_nothing_serves(tmp_path: Path) -> None:
         assert on_host("agent-1", "systemctl is-active fresh-agent; systemctl is-enabled fresh-agent").split() == [
             "inactive", "disabled"]
         # The agent that was serving on the host is untouched.
-        assert served("agent-1")["version"] == "1.4.0"
+        assert served("agent-1")["version"] == serving
     finally:
         on_host("agent-1", "systemctl disable --now fresh-agent; rm -f /etc/systemd/system/fresh-agent.service; "
                            "systemctl daemon-reload; rm -rf /opt/fresh-agent /etc/fresh-agent")
