@@ -152,10 +152,11 @@ integration: venv link ## Collection build and install, role input validation (n
 molecule: setup ## Every Molecule scenario (or SCENARIOS="a b"), MOLECULE_WORKERS at a time
 	bash scripts/molecule-all.sh $(SCENARIOS)
 
-bench: setup agent-venv ## Benchmarks that print measured figures (lab_timings builds the lab; faulty_releases then uses it)
+bench: setup agent-venv ## Benchmarks that print measured figures (lab_timings builds the lab; faulty_releases and rollout_downtime then use it)
 	$(AGENT_VENV)/bin/python bench/agent_throughput
 	$(BIN)/python bench/lab_timings
 	$(BIN)/python bench/faulty_releases
+	$(BIN)/python bench/rollout_downtime
 
 # The agent's dependency lock, with hashes: what releases and the Docker build
 # install, from the controller's wheelhouse. Upgrades within requirements.txt.

@@ -64,6 +64,32 @@ def on_host(host: str, command: str) -> str:
                           capture_output=True, text=True, check=False).stdout.strip()
 
 
+def runtime_api(command: str) -> str:
+    """A command to HAProxy's runtime API on ops-1, the lab's load balancer."""
+    return on_host("ops-1", f"echo '{command}' | socat stdio /run/haproxy/admin.sock")
+
+
+def backends() -> dict[str, dict[str, str]]:
+    """agent -> its row of HAProxy's `show stat` (status UP/DOWN/MAINT/DRAIN, stot: sessions so far, ...)."""
+    rows = runtime_api("show stat").splitlines()
+    if not rows:
+        return {}
+    header = rows[0].lstrip("# ").split(",")
+    stats = [dict(zip(header, row.split(","))) for row in rows[1:] if row]
+    return {row["svname"]: row for row in stats if row["pxname"] == "agents" and row["svname"] in AGENT_PORTS}
+
+
+def server_states() -> dict[str, str]:
+    return {name: row["status"] for name, row in backends().items()}
+
+
+def started_at(host: str) -> float:
+    """When the serving process of the host's agent started, seconds since the epoch."""
+    if host == "agent-3":
+        return float(on_host(host, "date -d \"$(docker inspect -f '{{.State.StartedAt}}' smart-agent)\" +%s.%N"))
+    return float(on_host(host, "date -d \"$(systemctl show -p ExecMainStartTimestamp --value agent)\" +%s"))
+
+
 def ledger(host: str, path: str | None = None) -> dict:
     text = on_host(host, f"cat {path or LEDGERS[host]}")
     return json.loads(text) if text else {}

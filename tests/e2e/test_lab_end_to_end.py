@@ -2,18 +2,30 @@
 
 One ordered story, as an operator would live it: the lab runs 1.0.0 from
 site.yml; deploy.yml moves every agent to 1.1.0; a broken 1.2.0 fails on the
-first host, on a side port before it is switched to, and the rollout stops; rollback.yml
-returns every agent to 1.0.0; troubleshoot.yml reports a service we stopped.
+first host, on a side port before it is switched to, and the rollout stops;
+the same release without its trial is switched to, fails and is rolled back
+on its own; rollback.yml returns every agent to 1.0.0; troubleshoot.yml
+reports a service we stopped.
+
+Clients reach the agents through HAProxy on ops-1 (127.0.0.1:8080) all along:
+every rollout and rollback drains each agent before its restart, so not one
+request through it fails. A 20 s answer started straight at an agent just
+before its restart still completes: the agent finishes it after SIGTERM.
 """
 from __future__ import annotations
 
 import re
 import subprocess
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from labtools import AGENT_PORTS, broken_agent, on_host, playbook, served_versions
+from labtools import AGENT_PORTS, broken_agent, on_host, playbook, served_versions, server_states, started_at, wait_for
+from loadgen import Load, ask
+
+LB = "http://127.0.0.1:8080"
 
 FIRST_BATCH = "agent-1"
 
@@ -41,6 +53,15 @@ def lab_state() -> dict[str, str]:
     return state
 
 
+def answer_in_flight_at_restart(host: str) -> tuple[str, float, float]:
+    """When the rollout takes `host` out of the pool, send it a 20 s request straight: (kind, seconds, sent at)."""
+    wait_for(lambda: server_states().get(host, "").startswith(("DRAIN", "MAINT")), 900, interval=0.2,
+             what=f"{host} out of the pool")
+    sent_at = time.time()
+    kind, seconds = ask(f"http://127.0.0.1:{AGENT_PORTS[host]}", "[offline delay 20s] an answer in flight", timeout=90)
+    return kind, seconds, sent_at
+
+
 def test_operator_story(broken_source: Path, tmp_path: Path) -> None:
     # The lab as site.yml left it.
     health = playbook("health.yml")
@@ -57,9 +78,19 @@ def test_operator_story(broken_source: Path, tmp_path: Path) -> None:
     assert "would be made current" in deploy_check.stdout
     assert lab_state() == before
 
-    # A good version goes everywhere; the summary and the agents agree.
-    deploy = playbook("deploy.yml", "-e", "agent_version=1.1.0")
+    # A good version goes everywhere; the summary and the agents agree. Not one request through the load
+    # balancer fails, and a slow answer in flight when the agent restarts (a VM, a container) completes.
+    with ThreadPoolExecutor(max_workers=2) as pool, Load(LB, rate=10) as through_lb:
+        in_flight: dict[str, Future] = {host: pool.submit(answer_in_flight_at_restart, host) for host in ("agent-1", "agent-3")}
+        deploy = playbook("deploy.yml", "-e", "agent_version=1.1.0")
+    print(f"deploy.yml through the load balancer: {through_lb.summary()}")
     assert deploy.returncode == 0
+    assert through_lb.failures == {} and through_lb.sent >= 300, through_lb.summary()
+    for host, answer in in_flight.items():
+        kind, seconds, sent_at = answer.result(timeout=1)
+        assert (kind, seconds >= 20) == ("ok", True), (host, kind, seconds)
+        # The new process started only after the answer was given: the stop waited for it.
+        assert started_at(host) >= sent_at + 19, (host, started_at(host), sent_at)
     assert health_table(deploy.stdout) == {host: ("1.1.0", "healthy") for host in AGENT_PORTS}
     assert served_versions() == {host: "1.1.0" for host in AGENT_PORTS}
 
@@ -79,10 +110,28 @@ def test_operator_story(broken_source: Path, tmp_path: Path) -> None:
     # The summary still comes after a failed batch.
     assert health_table(broken.stdout.split("PLAY [Summary]")[-1]) == {host: ("1.1.0", "healthy") for host in AGENT_PORTS}
     assert served_versions() == {host: "1.1.0" for host in AGENT_PORTS}
+    # Check mode after it: the failed release is staged but not current, so it would be switched to.
+    broken_check = playbook("deploy.yml", "--check", "-l", FIRST_BATCH, "-e", "agent_version=1.2.0",
+                            "-e", f"venv_systemd_source_path={broken_source}")
+    assert broken_check.returncode == 0 and "would be made current" in broken_check.stdout
 
-    # An operator's rollback returns every agent to the release before 1.1.0.
-    rollback = playbook("rollback.yml")
+    # Without its trial, the broken release is switched to on agent-1, fails and is rolled back on its own,
+    # while the load balancer sends its requests to the others: none fails. agent-1 serves again in the pool.
+    with Load(LB, rate=10) as through_lb:
+        unchecked = playbook("deploy.yml", "-l", FIRST_BATCH, "-e", "agent_version=1.2.0", "-e", "agent_trial=false",
+                             "-e", f"venv_systemd_source_path={broken_source}")
+    print(f"automatic rollback through the load balancer: {through_lb.summary()}")
+    assert unchecked.returncode != 0 and "Rolled back to" in unchecked.stdout, unchecked.stdout[-3000:]
+    assert through_lb.failures == {} and through_lb.sent >= 100, through_lb.summary()
+    assert served_versions() == {host: "1.1.0" for host in AGENT_PORTS}
+    assert wait_for(lambda: server_states().get(FIRST_BATCH) == "UP", 30, interval=1, what="agent-1 back in the pool")
+
+    # An operator's rollback returns every agent to the release before 1.1.0; through the load balancer, unseen.
+    with Load(LB, rate=10) as through_lb:
+        rollback = playbook("rollback.yml")
+    print(f"rollback.yml through the load balancer: {through_lb.summary()}")
     assert rollback.returncode == 0
+    assert through_lb.failures == {} and through_lb.sent >= 100, through_lb.summary()
     assert served_versions() == {host: "1.0.0" for host in AGENT_PORTS}
     assert health_table(rollback.stdout) == {host: ("1.0.0", "healthy") for host in AGENT_PORTS}
 

@@ -14,7 +14,9 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from labtools import AGENT_PORTS, on_host, playbook, wait_for
+from labtools import (AGENT_PORTS, backends, broken_agent, current_release, on_host, playbook, runtime_api,
+                      server_states, wait_for)
+from loadgen import Load
 
 LB = "http://127.0.0.1:8080"
 ROLE_PLAYBOOK = Path(__file__).with_name("playbooks") / "load_balancer.yml"
@@ -32,22 +34,6 @@ def ask(text: str) -> int:
         return error.code
     except OSError:
         return 0
-
-
-def runtime_api(command: str) -> str:
-    return on_host("ops-1", f"echo '{command}' | socat stdio /run/haproxy/admin.sock")
-
-
-def backends() -> dict[str, dict[str, str]]:
-    """agent -> its row of HAProxy's `show stat` (status UP/DOWN/MAINT/DRAIN, stot: sessions so far, ...)."""
-    rows = runtime_api("show stat").splitlines()
-    header = rows[0].lstrip("# ").split(",")
-    stats = [dict(zip(header, row.split(","))) for row in rows[1:] if row]
-    return {row["svname"]: row for row in stats if row["pxname"] == "agents" and row["svname"] in AGENT_PORTS}
-
-
-def server_states() -> dict[str, str]:
-    return {name: row["status"] for name, row in backends().items()}
 
 
 def sessions() -> dict[str, int]:
@@ -107,3 +93,28 @@ def test_bad_input_changes_nothing() -> None:
         refused.stdout[-2000:]
     assert on_host("ops-1", f"sha256sum {CONFIG}; systemctl show -p MainPID --value haproxy") == before
     assert ask("after a refused configuration") == 200
+
+
+def test_a_host_with_nothing_healthy_to_serve_stays_out_of_the_pool(tmp_path: Path) -> None:
+    """A release fails after its switch and the release it rolls back to no longer starts (its interpreter is
+    gone): agent-1 is left in MAINT, the summary says so, and the other agents serve every request meanwhile."""
+    previous, _status = current_release("agent-1")
+    interpreter = f"/opt/agent/releases/{previous}/venv/bin/python"
+    # The running process keeps its interpreter; only a new start of this release fails.
+    on_host("agent-1", f"mv {interpreter} {interpreter}.away")
+    try:
+        with Load(LB, rate=10) as through_lb:
+            failed = playbook("deploy.yml", "-l", "agent-1", "-e", "agent_version=2.1.0", "-e", "agent_trial=false",
+                              "-e", f"venv_systemd_source_path={broken_agent(tmp_path)}",
+                              "-e", "agent_health_deadline=10")
+        print(f"a failed rollback through the load balancer: {through_lb.summary()}")
+        assert failed.returncode != 0
+        message = re.sub(r"\s+", " ", failed.stdout)
+        assert "agent-1 stays out of the load balancers' pools (MAINT on ops-1): no verified release serves on it" \
+            in message, failed.stdout[-3000:]
+        assert server_states()["agent-1"] == "MAINT"
+        assert through_lb.failures == {} and through_lb.sent >= 50, through_lb.summary()
+    finally:
+        on_host("agent-1", f"mv {interpreter}.away {interpreter}; systemctl restart agent")
+        runtime_api("set server agents/agent-1 state ready")
+    assert wait_for(lambda: server_states().get("agent-1") == "UP", 60, interval=1, what="agent-1 UP again")

@@ -20,6 +20,11 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 
 _TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 _ECHO_LIMIT = 200
+# A question that opens with "[offline delay 20s]" is answered that much
+# later: one slow answer among fast ones, as a long LLM generation is (the
+# deploy tests send one just before a restart). At most 10 minutes.
+_DELAY_MARK = re.compile(r"^\[offline delay (\d+(?:\.\d+)?)s\]")
+_DELAY_LIMIT_S = 600.0
 
 
 def count_tokens(text: str) -> int:
@@ -48,6 +53,12 @@ class OfflineChatModel(BaseChatModel):
     @property
     def _identifying_params(self) -> dict[str, Any]:
         return {"model_name": self.model_name}
+
+    def _delay_s(self, messages: list[BaseMessage]) -> float:
+        """The model's delay, or the one the last user message asks for."""
+        user_texts = [_text_of(message) for message in messages if isinstance(message, HumanMessage)]
+        asked = _DELAY_MARK.match(user_texts[-1].strip()) if user_texts else None
+        return min(float(asked.group(1)), _DELAY_LIMIT_S) if asked else self.delay_ms / 1000
 
     def _result(self, messages: list[BaseMessage]) -> ChatResult:
         user_texts = [_text_of(message) for message in messages if isinstance(message, HumanMessage)]
@@ -82,8 +93,9 @@ class OfflineChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        if self.delay_ms:
-            time.sleep(self.delay_ms / 1000)
+        delay_s = self._delay_s(messages)
+        if delay_s:
+            time.sleep(delay_s)
         return self._result(messages)
 
     async def _agenerate(
@@ -95,6 +107,7 @@ class OfflineChatModel(BaseChatModel):
     ) -> ChatResult:
         # Sleep without blocking the event loop, like a real network call, so
         # the delay knob models concurrency faithfully.
-        if self.delay_ms:
-            await asyncio.sleep(self.delay_ms / 1000)
+        delay_s = self._delay_s(messages)
+        if delay_s:
+            await asyncio.sleep(delay_s)
         return self._result(messages)

@@ -64,3 +64,17 @@ def test_agent_reports_usage_from_usage_metadata() -> None:
     assert reply.completion_tokens == count_tokens(reply.text)
     assert reply.model == "offline-echo-1"
     assert reply.latency_ms >= 0
+
+
+def test_a_question_can_ask_for_a_slow_answer() -> None:
+    model = OfflineChatModel()
+
+    async def answer(text: str) -> float:
+        started = time.perf_counter()
+        await model.ainvoke([HumanMessage(text)])
+        return time.perf_counter() - started
+
+    assert asyncio.run(answer("[offline delay 0.4s] take your time")) >= 0.4
+    # Only at the start of the question, and only this one.
+    assert asyncio.run(answer("no hurry [offline delay 5s]")) < 0.2
+    assert asyncio.run(answer("fast again")) < 0.2
