@@ -40,6 +40,12 @@ def _text_of(message: BaseMessage) -> str:
     return " ".join(part.get("text", "") if isinstance(part, dict) else str(part) for part in content)
 
 
+def _last_question(messages: list[BaseMessage]) -> str:
+    """The text of the last user message, empty when there is none."""
+    user_texts = [_text_of(message) for message in messages if isinstance(message, HumanMessage)]
+    return user_texts[-1] if user_texts else ""
+
+
 class OfflineChatModel(BaseChatModel):
     """Answers with a reply derived from the last user message and reports usage_metadata."""
 
@@ -56,13 +62,11 @@ class OfflineChatModel(BaseChatModel):
 
     def _delay_s(self, messages: list[BaseMessage]) -> float:
         """The model's delay, or the one the last user message asks for."""
-        user_texts = [_text_of(message) for message in messages if isinstance(message, HumanMessage)]
-        asked = _DELAY_MARK.match(user_texts[-1].strip()) if user_texts else None
+        asked = _DELAY_MARK.match(_last_question(messages).strip())
         return min(float(asked.group(1)), _DELAY_LIMIT_S) if asked else self.delay_ms / 1000
 
     def _result(self, messages: list[BaseMessage]) -> ChatResult:
-        user_texts = [_text_of(message) for message in messages if isinstance(message, HumanMessage)]
-        question = user_texts[-1] if user_texts else ""
+        question = _last_question(messages)
         fingerprint = hashlib.sha256(question.encode("utf-8")).hexdigest()[:12]
         excerpt = question if len(question) <= _ECHO_LIMIT else question[:_ECHO_LIMIT] + "..."
         reply = (
