@@ -1,8 +1,9 @@
 """The playbooks end to end on the lab (`make e2e` creates it first).
 
 One ordered story, as an operator would live it: the lab runs 1.0.0 from
-site.yml; deploy.yml moves every agent to 1.1.0; a broken 1.2.0 fails on the
-first host, on a side port before it is switched to, and the rollout stops;
+site.yml; deploy.yml moves every agent to 1.1.0; a 1.2.0 broken on the VMs
+fails its trial on a side port of both before any batch, and nothing is
+switched anywhere;
 the same release without its trial is switched to, fails and is rolled back
 on its own; rollback.yml returns every agent to 1.0.0; troubleshoot.yml
 reports a service we stopped.
@@ -22,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from labtools import AGENT_PORTS, broken_agent, on_host, playbook, served_versions, server_states, started_at, wait_for
+from labtools import (AGENT_PORTS, LEDGERS, broken_agent, ledger, on_host, playbook, served_versions, server_states,
+                      started_at, wait_for)
 from loadgen import Load, ask
 
 LB = "http://127.0.0.1:8080"
@@ -80,9 +82,11 @@ def test_operator_story(broken_source: Path, tmp_path: Path) -> None:
 
     # A good version goes everywhere; the summary and the agents agree. Not one request through the load
     # balancer fails, and a slow answer in flight when the agent restarts (a VM, a container) completes.
+    deploy_started = time.time()
     with ThreadPoolExecutor(max_workers=2) as pool, Load(LB, rate=10) as through_lb:
         in_flight: dict[str, Future] = {host: pool.submit(answer_in_flight_at_restart, host) for host in ("agent-1", "agent-3")}
         deploy = playbook("deploy.yml", "-e", "agent_version=1.1.0")
+    print(f"FIGURE deploy.yml of a new version on three agents: {time.time() - deploy_started:.0f} s")
     print(f"deploy.yml through the load balancer: {through_lb.summary()}")
     assert deploy.returncode == 0
     assert through_lb.failures == {} and through_lb.sent >= 300, through_lb.summary()
@@ -93,20 +97,40 @@ def test_operator_story(broken_source: Path, tmp_path: Path) -> None:
         assert started_at(host) >= sent_at + 19, (host, started_at(host), sent_at)
     assert health_table(deploy.stdout) == {host: ("1.1.0", "healthy") for host in AGENT_PORTS}
     assert served_versions() == {host: "1.1.0" for host in AGENT_PORTS}
+    # Every agent staged 1.1.0 before the first batch switched to it, and each ran one trial, before its batch.
+    new_releases = {host: next(r for r in ledger(host)["releases"] if r["version"].startswith("1.1.0+"))
+                    for host in AGENT_PORTS}
+    first_switch = min(release["activated"] for release in new_releases.values())
+    assert all(release["created"] < first_switch for release in new_releases.values()), new_releases
+    for host in ("agent-1", "agent-2"):
+        trials = on_host(host, f"journalctl -u agent-trial -o cat --since @{int(deploy_started)} | grep -c '^Started' || true")
+        assert trials == "1", (host, trials)
 
-    # A broken version fails on the first batch; the rest is never touched.
-    broken = playbook("deploy.yml", "-e", "agent_version=1.2.0",
-                      "-e", f"venv_systemd_source_path={broken_source}", "-e", f"docker_agent_build_context={broken_source}")
+    # A version that crashes at import on the VMs (the Docker agent builds a good one) fails its trial on both VMs
+    # at once, before any batch. No agent is switched or restarted; the Docker agent, whose trial passed, gets back
+    # the deploy lock its run kept for a batch that never came, and its ledger says why.
+    before = lab_state()
+    broken = playbook("deploy.yml", "-e", "agent_version=1.2.0", "-e", f"venv_systemd_source_path={broken_source}")
     assert broken.returncode != 0
-    fatals = re.findall(r"^fatal: \[(agent-\d)\].*?(?=^\S|\Z)", broken.stdout, re.S | re.M)
-    assert set(fatals) == {FIRST_BATCH}, broken.stdout[-3000:]
-    last = [m.group(0) for m in re.finditer(r"^fatal: \[agent-\d\].*?(?=^\S|\Z)", broken.stdout, re.S | re.M)][-1]
-    # It failed its trial on a side port, so the running release was never touched; the message leads with the
+    fatals = {m.group(1): re.sub(r"\s+", " ", m.group(0))
+              for m in re.finditer(r"^fatal: \[(agent-\d)\].*?(?=^\S|\Z)", broken.stdout, re.S | re.M)}
+    assert set(fatals) == {"agent-1", "agent-2"}, broken.stdout[-3000:]
+    # Each failed its trial on a side port, so its running release was never touched; the message leads with the
     # exception the release died of, before any tool output.
-    assert "1.2.0" in last and "Nothing was switched" in last, last
-    assert re.search(r"failed its trial on agent-1: RuntimeError: e2e: this release crashes at import\. ",
-                     re.sub(r"\s+", " ", last)), last
-    assert ".. Rolled back" not in re.sub(r"\s+", " ", last), last
+    for host, fatal in fatals.items():
+        assert "1.2.0" in fatal and "Nothing was switched" in fatal, fatal
+        assert re.search(rf"failed its trial on {host}: RuntimeError: e2e: this release crashes at import\. ", fatal), fatal
+        assert ".. Rolled back" not in fatal, fatal
+    assert {host: on_host(host, f"test -e {LEDGERS[host].rsplit('/', 1)[0]}/deploy.lock && echo held || echo free")
+            for host in AGENT_PORTS} == {host: "free" for host in AGENT_PORTS}
+    given_back = ledger("agent-3")["runs"][-1]
+    assert given_back["outcome"] == "unchanged" and given_back["release"].startswith("1.2.0+"), given_back
+    assert "stopped before this host's batch (agent-1, agent-2 failed); nothing was switched here" in \
+        re.sub(r"\s+", " ", given_back["reason"]), given_back
+    # The ledgers record the failed release; the processes (and the venv hosts' current links) are as they were.
+    serving = {"agent-1": 2, "agent-2": 2, "agent-3": 1}
+    assert {host: state.splitlines()[:serving[host]] for host, state in lab_state().items()} == \
+        {host: state.splitlines()[:serving[host]] for host, state in before.items()}
     # The summary still comes after a failed batch.
     assert health_table(broken.stdout.split("PLAY [Summary]")[-1]) == {host: ("1.1.0", "healthy") for host in AGENT_PORTS}
     assert served_versions() == {host: "1.1.0" for host in AGENT_PORTS}
