@@ -103,11 +103,12 @@ e2e: setup agent-base ## The playbooks end to end on a fresh lab (removes the la
 
 # --- tests ------------------------------------------------------------------
 
-# Every layer, timed (scripts/test-times.sh), the end-to-end one beside the
-# others (scripts/test-all.sh says why); the table of wall times ends the
-# output, passed or not, and stays in $(CACHE)/test-times.txt.
+# Every layer, timed (scripts/test-times.sh), one after the other, or in two
+# lanes with AGENTOPS_TEST_LANES=2 (scripts/test-all.sh says why it is not
+# the default); the table of wall times ends the output, passed or not, and
+# stays in $(CACHE)/test-times.txt.
 export AGENTOPS_TEST_TIMES := $(CURDIR)/$(CACHE)/test-times.tsv
-test: ## Lint, sanity, unit, integration and Molecule, with the end-to-end tests beside them
+test: ## Lint, sanity, unit, integration, Molecule and end-to-end tests (AGENTOPS_TEST_LANES=2: end to end beside the rest)
 	@rm -f $(AGENTOPS_TEST_TIMES)
 	@bash scripts/test-all.sh
 

@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# `make test`: every layer, in two lanes side by side.
-#   lane 1: lint, sanity, unit, integration, Molecule (in that order; it stops
-#           at its first failure)
+# `make test`: every layer, timed, one after the other, stopping at the first
+# that fails; the table of wall times ends the output, passed or not.
+#
+# AGENTOPS_TEST_LANES=2 runs two lanes side by side instead:
+#   lane 1: lint, sanity, unit, integration, Molecule (it stops at its first
+#           failure)
 #   lane 2: the end-to-end layer (builds its own lab, runs tests/e2e, removes
-#           the lab)
-# Why two lanes: the end-to-end layer spends about a third of its time waiting
-# on its deploys (trials, bakes, drains) with the CPU idle, and the other
-# layers fill that time. One after the other, the suite took 48 minutes on a
-# 2-core machine.
-# Lane 1 prints as it goes. Lane 2 writes $CACHE/e2e.log, printed when both
-# lanes have ended. Whatever fails, lane 2 is waited for, so its lab is
-# always removed by its own trap. The table of wall times ends the output.
+#           the lab), its output in $CACHE/e2e.log, printed when both end
+# The end-to-end layer spends about a third of its time waiting on its
+# deploys with the CPU idle, and lane 1 fills it. It is not the default yet:
+# on a 2-core machine the contention made two timing-bound checks fail (a
+# healthy agent past the lab's start grace, the logging scenario's 180 s
+# drain after a sender restart); see the README.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,12 +24,22 @@ layer() { bash scripts/test-times.sh time layer "$1" make --no-print-directory "
 start=$(date +%s)
 outcome=FAILED
 report() {
-  bash scripts/test-times.sh record total "make test (wall time, lanes side by side)" "$(( $(date +%s) - start ))" "$outcome"
+  bash scripts/test-times.sh record total "make test (wall time)" "$(( $(date +%s) - start ))" "$outcome"
   bash scripts/test-times.sh report
 }
 trap report EXIT
 
 layer setup
+
+if [ "${AGENTOPS_TEST_LANES:-1}" != 2 ]; then
+  for name in lint sanity unit integration molecule e2e; do
+    layer "$name"
+  done
+  outcome=passed
+  echo "make test: all layers passed"
+  exit 0
+fi
+
 # Both lanes load the docker_agent base image: build it once, before they split.
 make --no-print-directory agent-base
 
@@ -45,6 +56,7 @@ for name in lint sanity unit integration molecule; do
   fi
 done
 
+# Whatever failed, lane 2 is waited for, so its own trap removes its lab.
 if wait "$e2e_pid"; then e2e=passed; else e2e=FAILED; fi
 echo
 echo "---- the end-to-end layer ($e2e_log): $e2e ----"

@@ -28,7 +28,7 @@ case "${1:-}" in
     table="$(dirname "$records")/test-times.txt"
     {
       echo "make test: wall time of each part (s), in the order they ended; scenarios and tests run"
-      echo "inside their layer, and the end-to-end layer beside the others (scripts/test-all.sh)"
+      echo "inside their layer (scripts/test-all.sh)"
       awk -F'\t' '{ printf "  %-9s %-74s %6d  %s\n", $1, $2, $3, $4 }' "$records"
     } >"$table"
     cat "$table"
