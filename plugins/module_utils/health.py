@@ -51,6 +51,7 @@ class ProbeSpec:
     metrics_ignore_routes: list = field(default_factory=lambda: ['/health', '/ready', '/metrics'])
     refused_grace: float | None = None
     max_server_errors: int | None = None
+    process_command: list | None = None
 
 
 @dataclass
@@ -191,10 +192,18 @@ class FailFast:
     A refusal that outlasts the start grace means nothing listens (a crash at
     import, a wrong port); a run of 5xx answers means the release answers but
     fails. Either way the rest of the deadline would only delay the rollback.
+
+    With `process_running` (a callable returning (running, detail)), a refusal
+    past the grace is a verdict only once the process that should answer is
+    gone: on a busy host a healthy start can take longer than the grace, and
+    judging it by the clock alone rolled back good releases. While the
+    process runs, refusals wait for the deadline.
     """
 
-    def __init__(self, spec: ProbeSpec) -> None:
+    def __init__(self, spec: ProbeSpec, process_running=None) -> None:
         self.spec = spec
+        self.process_running = process_running
+        self.process_seen_running = False
         self.refused_since: float | None = None
         self.refused_attempts = 0
         self.server_errors = 0
@@ -216,15 +225,29 @@ class FailFast:
             self.server_errors = 0
 
         grace = self.spec.refused_grace
+        gone = None
         if grace is not None and self.refused_since is not None and now - self.refused_since >= grace:
+            gone = self._process_gone()
+        if gone is not None:
             count = self.refused_attempts
             self.verdict = 'refused'
             self.reason = (f'{attempt.reason} for {_seconds(now - self.refused_since)} s, past the start grace '
-                           f'of {_seconds(grace)} s ({count} attempt{"s" if count > 1 else ""})')
+                           f'of {_seconds(grace)} s ({count} attempt{"s" if count > 1 else ""})'
+                           + (f', and its process is not running ({gone})' if gone else ''))
         elif self.spec.max_server_errors is not None and self.server_errors >= self.spec.max_server_errors:
             self.verdict = 'server_errors'
             self.reason = f'{self.server_errors} consecutive 5xx answers, the last {attempt.reason}'
         return self.verdict is not None
+
+    def _process_gone(self) -> str | None:
+        """None while the process that should answer runs; else why it is gone ('' when nobody can tell)."""
+        if self.process_running is None:
+            return ''
+        running, detail = self.process_running()
+        if running:
+            self.process_seen_running = True
+            return None
+        return detail
 
 
 def not_sent(spec: ProbeSpec) -> dict:
@@ -250,11 +273,14 @@ def _percentile(values: list, fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
 
 
-def run(spec: ProbeSpec, clock=time.monotonic, sleep=time.sleep, wall=time.time) -> dict:
-    """Probe until `success_threshold` consecutive successes, the deadline, or a fail-fast limit."""
+def run(spec: ProbeSpec, clock=time.monotonic, sleep=time.sleep, wall=time.time, process_running=None) -> dict:
+    """Probe until `success_threshold` consecutive successes, the deadline, or a fail-fast limit.
+
+    `process_running` answers (running, detail) for spec.process_command (see FailFast).
+    """
     start = clock()
     attempts = consecutive = 0
-    fail_fast = FailFast(spec)
+    fail_fast = FailFast(spec, process_running)
     latencies: list = []
     failures: list = []
     last: Attempt | None = None
@@ -296,6 +322,9 @@ def run(spec: ProbeSpec, clock=time.monotonic, sleep=time.sleep, wall=time.time)
                   f'within {spec.deadline:g} s; last failure: {previous}')
     elif not healthy and last.refused:
         reason = f'{last.reason} for {elapsed:.0f} s ({attempts} attempts)'
+        if fail_fast.process_seen_running:
+            reason += (f'; its process kept running past the start grace of {_seconds(spec.refused_grace)} s '
+                       f'without opening this port (another port, or a start slower than the deadline)')
     elif not healthy:
         reason = f'{last.reason} (after {attempts} attempts in {elapsed:.0f} s)'
 

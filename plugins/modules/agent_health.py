@@ -115,7 +115,19 @@ options:
       - Set it to the time the service needs to open its port after a (re)start. A release that crashes at
         import or listens on the wrong port is then judged after this grace, not after O(deadline).
       - Unset, refusals are retried until O(deadline).
+      - With O(process_command), a refusal past the grace is a verdict only when the process is gone.
     type: float
+  process_command:
+    description:
+      - A command (argv, run without a shell) that exits 0 while the process that should answer at O(url) runs,
+        for example V([systemctl, is-active, --quiet, agent.service]) or V([docker, top, agent]).
+      - Past O(refused_grace), refusals stop probing only when this command says the process is gone (it exited,
+        crashed at import, or waits to be restarted); RV(reason) then ends with its exit status and last line.
+        While the process runs, a start slower than the grace on a busy host is given until O(deadline), and a
+        process that runs but never opens the port is judged then.
+      - It runs only after the grace has passed, once per refused attempt, and must not change anything.
+    type: list
+    elements: str
   max_server_errors:
     description:
       - Answers in a row with a 5xx status after which probing stops at once, unhealthy with
@@ -184,6 +196,13 @@ EXAMPLES = r"""
     max_server_errors: 5
   register: ready
   failed_when: false
+
+- name: Judge refusals past the grace only once the unit is no longer running
+  agentops.deploy.agent_health:
+    url: http://127.0.0.1:8000/ready
+    deadline: 60
+    refused_grace: 8
+    process_command: [systemctl, is-active, --quiet, agent.service]
 
 - name: Roll back at once when the release crashed or kept failing
   ansible.builtin.debug:
@@ -307,7 +326,17 @@ ARGUMENT_SPEC = dict(
     metrics_ignore_routes=dict(type='list', elements='str', default=['/health', '/ready', '/metrics']),
     refused_grace=dict(type='float'),
     max_server_errors=dict(type='int'),
+    process_command=dict(type='list', elements='str'),
 )
+
+
+def process_checker(module: AnsibleModule, argv: list):
+    """(running, detail) from one run of the process command."""
+    def check() -> tuple:
+        rc, out, err = module.run_command(argv)
+        lines = (out + err).strip().splitlines()
+        return rc == 0, f'{" ".join(argv)} exited {rc}' + (f': {lines[-1][:200]}' if lines else '')
+    return check
 
 
 def main() -> None:
@@ -328,12 +357,14 @@ def main() -> None:
         module.fail_json(msg=f'refused_grace is a number of seconds, at least 0, not {params["refused_grace"]}')
     if params['max_server_errors'] is not None and params['max_server_errors'] < 1:
         module.fail_json(msg=f'max_server_errors must be at least 1, not {params["max_server_errors"]}')
+    if params['process_command'] is not None and not params['process_command']:
+        module.fail_json(msg='process_command is a command and its arguments, not an empty list')
     params['method'] = params['method'].upper()
     spec = ProbeSpec(**params)
 
     if module.check_mode and spec.method not in READ_ONLY_METHODS:
         module.exit_json(changed=False, **not_sent(spec))
-    result = run(spec)
+    result = run(spec, process_running=process_checker(module, spec.process_command) if spec.process_command else None)
     result['changed'] = False
     if not result['healthy'] and fail_on_unhealthy:
         module.fail_json(msg=f'{params["url"]} is unhealthy: {result["reason"]}', **result)

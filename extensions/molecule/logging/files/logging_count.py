@@ -2,8 +2,12 @@
 
 Reads <dir>/<host>/agent-*.log (and .json), counts the lines per request id,
 and prints one JSON document: distinct ids, lines, ids seen more than once,
-seconds since --since, and the lines and documents themselves when asked.
-Exits 0 when --expect distinct ids arrived within --timeout, 1 otherwise.
+the ids of 0..expect-1 that never arrived, seconds since --since, and the
+lines and documents themselves when asked. Waits until --expect distinct ids
+arrived, or (with --settle) until lines have arrived and none came for that
+many seconds (a line that is lost never arrives: waiting out the timeout for
+it only costs time), or --timeout. Exits 0 when --expect distinct ids
+arrived, 1 otherwise.
 """
 from __future__ import annotations
 
@@ -44,15 +48,21 @@ def main() -> None:
     parser.add_argument("--expect", type=int, required=True)
     parser.add_argument("--timeout", type=float, default=0)
     parser.add_argument("--since", type=float, default=None)
+    parser.add_argument("--settle", type=float, default=None,
+                        help="stop once lines arrived and none came for this many seconds")
     parser.add_argument("--show", action="store_true", help="print the lines and documents")
     args = parser.parse_args()
 
     since = args.since if args.since is not None else time.time()
     deadline = time.time() + args.timeout
+    seen, changed = -1, time.time()
     while True:
         counts, lines, documents = scan(args.dir, args.host, args.prefix)
         now = time.time()
-        if len(counts) >= args.expect or now >= deadline:
+        if len(lines) != seen:
+            seen, changed = len(lines), now
+        settled = args.settle is not None and seen > 0 and now - changed >= args.settle
+        if len(counts) >= args.expect or settled or now >= deadline:
             break
         time.sleep(0.2)
     # Lines still in flight would show up as missing, not as duplicates:
@@ -64,6 +74,7 @@ def main() -> None:
         "distinct": len(counts),
         "lines": sum(counts.values()),
         "duplicated": sorted(key for key, value in counts.items() if value > 1)[:20],
+        "missing": [number for number in range(args.expect) if f"{args.prefix}-{number:05d}" not in counts],
         "elapsed": round(now - since, 3),
     }
     if args.show:

@@ -253,6 +253,35 @@ def test_refusals_within_the_grace_do_not_stop_a_slow_start() -> None:
     assert result['healthy'] and result['verdict'] == 'healthy' and result['attempts'] == 4
 
 
+def test_a_start_slower_than_the_grace_passes_while_its_process_runs() -> None:
+    port = free_port()
+    servers: list = []
+    checks: list = []
+
+    def running() -> tuple:
+        checks.append(True)
+        return True, ''
+    clock = FakeTime(at={13: lambda: servers.append(Agent(port))})
+    try:
+        result = health.run(spec(f'http://127.0.0.1:{port}/ready', interval=2, deadline=60, refused_grace=6),
+                            clock=clock.clock, sleep=clock.sleep, process_running=running)
+    finally:
+        servers[0].stop()
+    # Refused at 0..12, the process asked at 6, 8, 10 and 12, healthy at 14.
+    assert result['healthy'] and result['attempts'] == 8 and len(checks) == 4
+
+
+def test_a_process_gone_after_the_grace_is_judged_at_once() -> None:
+    port = free_port()
+    clock = FakeTime()
+    result = health.run(spec(f'http://127.0.0.1:{port}/ready', interval=2, deadline=60, refused_grace=6),
+                        clock=clock.clock, sleep=clock.sleep,
+                        process_running=lambda: (clock.now < 10, 'systemctl is-active exited 3: failed'))
+    assert result['verdict'] == 'refused' and result['elapsed'] == 10 and result['attempts'] == 6
+    assert result['reason'] == (f'connection refused on 127.0.0.1:{port} for 10 s, past the start grace of 6 s '
+                                f'(6 attempts), and its process is not running (systemctl is-active exited 3: failed)')
+
+
 @pytest.mark.parametrize('limit', [1, 3])
 def test_max_server_errors_stops_after_exactly_n(agent: Agent, limit: int) -> None:
     agent.answers = [(500, {'error': {'message': 'model backend unavailable'}})] * 10

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import socket
+import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -116,6 +117,42 @@ def test_refused_grace_fails_fast_with_the_verdict(run_module, fake_time) -> Non
     outcome = run_module(agent_health.main, {'url': url, 'deadline': 600, 'interval': 2, 'refused_grace': 8})
     assert outcome.failed and outcome.result['verdict'] == 'refused' and outcome.result['attempts'] == 5
     assert outcome.result['msg'].endswith('for 8 s, past the start grace of 8 s (5 attempts)')
+
+
+@pytest.fixture
+def sleeper():
+    """A real process, and the command that says whether it still runs."""
+    process = subprocess.Popen(['sleep', '600'])
+    yield process, ['kill', '-0', str(process.pid)]
+    process.kill()
+    process.wait()
+
+
+def test_refusals_past_the_grace_wait_while_the_process_runs(run_module, fake_time, sleeper) -> None:
+    _process, command = sleeper
+    url = f'http://127.0.0.1:{free_port()}/ready'
+    outcome = run_module(agent_health.main, {'url': url, 'deadline': 30, 'interval': 2, 'refused_grace': 8,
+                                             'process_command': command})
+    assert outcome.failed and outcome.result['verdict'] == 'deadline' and outcome.result['attempts'] == 16
+    assert outcome.result['msg'].endswith('; its process kept running past the start grace of 8 s without '
+                                          'opening this port (another port, or a start slower than the deadline)')
+
+
+def test_refusals_past_the_grace_stop_once_the_process_is_gone(run_module, fake_time, sleeper) -> None:
+    process, command = sleeper
+    process.kill()
+    process.wait()
+    url = f'http://127.0.0.1:{free_port()}/ready'
+    outcome = run_module(agent_health.main, {'url': url, 'deadline': 600, 'interval': 2, 'refused_grace': 8,
+                                             'process_command': command})
+    assert outcome.failed and outcome.result['verdict'] == 'refused' and outcome.result['attempts'] == 5
+    assert f'past the start grace of 8 s (5 attempts), and its process is not running (kill -0 {process.pid} ' \
+           f'exited 1: ' in outcome.result['msg']
+
+
+def test_an_empty_process_command_is_refused(run_module) -> None:
+    outcome = run_module(agent_health.main, {'url': 'http://127.0.0.1:1/', 'process_command': []})
+    assert outcome.failed and outcome.result['msg'] == 'process_command is a command and its arguments, not an empty list'
 
 
 def test_max_server_errors_fails_fast_with_the_verdict(run_module, fake_time, counting_server) -> None:
