@@ -1,17 +1,13 @@
 #!/usr/bin/env bash
-# `make test`: every layer, timed, one after the other, stopping at the first
-# that fails; the table of wall times ends the output, passed or not.
-#
-# AGENTOPS_TEST_LANES=2 runs two lanes side by side instead:
+# `make test`: every layer, timed, in two lanes side by side; the table of
+# wall times ends the output, passed or not.
 #   lane 1: lint, sanity, unit, integration, Molecule (it stops at its first
 #           failure)
 #   lane 2: the end-to-end layer (builds its own lab, runs tests/e2e, removes
 #           the lab), its output in $CACHE/e2e.log, printed when both end
 # The end-to-end layer spends about a third of its time waiting on its
-# deploys with the CPU idle, and lane 1 fills it. It is not the default yet:
-# on a 2-core machine the contention made two timing-bound checks fail (a
-# healthy agent past the lab's start grace, the logging scenario's 180 s
-# drain after a sender restart); see the README.
+# deploys with the CPU idle, and lane 1 fills it. AGENTOPS_TEST_LANES=1 runs
+# the layers one after the other instead, stopping at the first that fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,7 +27,7 @@ trap report EXIT
 
 layer setup
 
-if [ "${AGENTOPS_TEST_LANES:-1}" != 2 ]; then
+if [ "${AGENTOPS_TEST_LANES:-2}" != 2 ]; then
   for name in lint sanity unit integration molecule e2e; do
     layer "$name"
   done
