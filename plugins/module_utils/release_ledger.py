@@ -231,6 +231,38 @@ class Ledger:
             return last
         return max(healthy, key=lambda r: r.get('verified') or '', default=None)
 
+    def kept_verified(self) -> list:
+        """Releases still kept that once passed verification: those a rollback may name."""
+        return [r for r in self.data['releases'] if r.get('verified') and r['status'] != 'failed']
+
+    def named_target(self, to: str) -> dict:
+        """The kept, once-verified release named `to` (its name, or its agent version: the latest verified)."""
+        kept = self.kept_verified()
+        named = [r for r in kept
+                 if r['version'] == to or str((r.get('metadata') or {}).get('agent_version', '')) == to]
+        if not named:
+            listed = ', '.join(
+                f"{r['version']}" + (f" (version {r['metadata']['agent_version']})"
+                                     if (r.get('metadata') or {}).get('agent_version') not in (None, r['version'])
+                                     else '')
+                for r in sorted(kept, key=lambda r: r.get('verified') or '', reverse=True)) or 'none'
+            raise LedgerError(f'release {to} is not kept on this host as a release that passed its checks; '
+                              f'kept, newest first: {listed}. Nothing was changed.', kept=[r['version'] for r in kept])
+        return max(named, key=lambda r: r.get('verified') or '')
+
+    def roll_back_to(self, to: str, reason: str | None) -> None:
+        """Make the named kept release current; the current one is rolled back (or failed, if never verified)."""
+        target = self.named_target(to)
+        failed = self.current
+        if failed is target:
+            return  # already serving it
+        if failed is not None:
+            failed.update(status='rolled_back' if failed['status'] == 'healthy' else 'failed',
+                          reason=reason or f'rolled back to {target["version"]}')
+            self.data['previous'] = failed['version']
+        self.data['current'] = self.data['last_healthy'] = target['version']
+        target.update(status='healthy', activated=self.clock(), reason=None)
+
     def roll_back(self, version: str | None, reason: str | None) -> None:
         """Mark the current release failed and make the last healthy one current."""
         failed = self.current
@@ -424,6 +456,12 @@ def apply(params: dict, check_mode: bool) -> dict:
                 ledger.data['runs'] = deploy_lock.record_release(ledger.data.get('runs'), run['id'], version)
         elif state == 'healthy':
             ledger.mark_healthy(version)
+        elif state == 'rolled_back' and params.get('to'):
+            ledger.roll_back_to(params['to'], params.get('reason'))
+            artifact = ledger.current['artifact']
+            if kind == 'directory' and not os.path.isdir(artifact):
+                raise LedgerError(f'release {ledger.current["version"]} cannot be rolled back to: its directory '
+                                  f'{artifact} does not exist. Nothing was changed.')
         elif state == 'rolled_back':
             ledger.roll_back(version, params.get('reason'))
         elif state == 'failed':

@@ -83,6 +83,15 @@ options:
   reason:
     description: Why a release is rolled back; stored in the ledger.
     type: str
+  to:
+    description:
+      - With O(state=rolled_back), the release to return to instead of the most recent healthy one, by its name or
+        by its agent version (C(metadata.agent_version)), which picks the most recently verified release of that
+        version. It must still be kept and must have passed verification once; otherwise the module fails
+        naming the kept releases, newest first, and changes nothing.
+      - The current release is marked rolled back (failed, if it was never verified); naming the current
+        release changes nothing.
+    type: str
   keep:
     description: Releases to keep with O(state=pruned).
     type: int
@@ -167,6 +176,13 @@ EXAMPLES = r"""
     state: rolled_back
     reason: readiness failed
   register: rollback
+
+- name: Roll back to agent version 1.2.0, if a verified release of it is still kept
+  agentops.deploy.agent_release:
+    root: /opt/agent
+    state: rolled_back
+    to: 1.2.0
+    reason: operator request
 
 - name: Record an image release with its id
   agentops.deploy.agent_release:
@@ -343,6 +359,7 @@ ARGUMENT_SPEC = dict(
     state=dict(type='str', choices=['staged', 'active', 'healthy', 'failed', 'rolled_back', 'pruned', 'query', 'locked', 'unlocked'],
                default='query'),
     reason=dict(type='str'),
+    to=dict(type='str'),
     keep=dict(type='int', default=5),
     lock_timeout=dict(type='float', default=30),
     run=dict(type='dict'),

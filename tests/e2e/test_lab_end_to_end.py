@@ -5,8 +5,10 @@ site.yml; deploy.yml moves every agent to 1.1.0; a 1.2.0 broken on the VMs
 fails its trial on a side port of both before any batch, and nothing is
 switched anywhere;
 the same release without its trial is switched to, fails and is rolled back
-on its own; rollback.yml returns every agent to 1.0.0; troubleshoot.yml
-reports a service we stopped.
+on its own; rollback.yml returns every agent to 1.0.0; a rollback to a
+release the agents do not keep is refused on every agent before any
+changes; agent-1 is rolled back by name to 1.1.0 and back to 1.0.0;
+troubleshoot.yml reports a service we stopped.
 
 Clients reach the agents through HAProxy on ops-1 (127.0.0.1:8080) all along:
 every rollout and rollback drains each agent before its restart, so not one
@@ -158,6 +160,35 @@ def test_operator_story(broken_source: Path, tmp_path: Path) -> None:
     assert through_lb.failures == {} and through_lb.sent >= 100, through_lb.summary()
     assert served_versions() == {host: "1.0.0" for host in AGENT_PORTS}
     assert health_table(rollback.stdout) == {host: ("1.0.0", "healthy") for host in AGENT_PORTS}
+
+    # A rollback to a release no agent keeps as verified (1.2.0 failed on the VMs, never reached agent-3) is
+    # refused on every agent, naming what each keeps, before any agent changes.
+    before = lab_state()
+    refused = playbook("rollback.yml", "-e", "agent_rollback_to=1.2.0")
+    assert refused.returncode != 0
+    fatals = {m.group(1): re.sub(r"\s+", " ", m.group(0))
+              for m in re.finditer(r"^fatal: \[(agent-\d)\].*?(?=^\S|\Z)", refused.stdout, re.S | re.M)}
+    kept = {host: match.group(1) for host, fatal in fatals.items()
+            if (match := re.search(r"release 1\.2\.0 is not kept on this host as a release that passed its checks; "
+                                   r"kept, newest first: (.*?)\. Nothing was changed", fatal))}
+    assert set(kept) == set(AGENT_PORTS), refused.stdout[-3000:]
+    for host, listed in kept.items():
+        names = [name.split(" ")[0].split("+")[0] for name in listed.split(", ")]
+        assert names[:2] == ["1.1.0", "1.0.0"] and "1.2.0" not in names, (host, listed)
+    assert "PLAY [Roll back to the last healthy release, or the one named]" not in refused.stdout
+    assert lab_state() == before
+
+    # By name, agent-1 goes forward to the 1.1.0 it was rolled back from (it passed its checks once), and back.
+    for version in ("1.1.0", "1.0.0"):
+        named = playbook("rollback.yml", "-l", FIRST_BATCH, "-e", f"agent_rollback_to={version}")
+        assert named.returncode == 0, named.stdout[-3000:]
+        assert health_table(named.stdout) == {FIRST_BATCH: (version, "healthy")}
+        assert served_versions() == {host: version if host == FIRST_BATCH else "1.0.0" for host in AGENT_PORTS}
+        data = ledger(FIRST_BATCH)
+        statuses = {(release.get("metadata") or {}).get("agent_version"): release["status"]
+                    for release in data["releases"]}
+        assert statuses[version] == "healthy" and data["last_healthy"] == data["current"]
+        assert statuses["1.0.0" if version == "1.1.0" else "1.1.0"] == "rolled_back"
 
     # A stopped service is found and flagged; the healthy hosts are not.
     subprocess.run(["docker", "exec", "agentops-lab-agent-2", "systemctl", "stop", "agent"], check=True)

@@ -97,6 +97,48 @@ def test_rollback_of_a_verified_release_is_recorded_as_rolled_back(root: Path) -
     assert status(root, '1.1.0') == 'rolled_back' and ledger(root)['current'] == '1.0.0'
 
 
+def test_rollback_to_a_named_release_skips_the_last_healthy_one(root: Path) -> None:
+    for version in ('1.0.0', '1.1.0', '1.2.0'):
+        deploy(root, version)
+    result = rl.apply(params(root, 'rolled_back', to='1.0.0', reason='operator request'), False)
+    assert result['changed'] and result['current'] == '1.0.0' and result['rolled_back_from'] == '1.2.0'
+    assert os.readlink(root / 'current') == str(root / 'releases' / '1.0.0')
+    assert status(root, '1.2.0') == 'rolled_back' and status(root, '1.1.0') == 'healthy'
+    assert ledger(root)['last_healthy'] == '1.0.0'
+    again = rl.apply(params(root, 'rolled_back', to='1.0.0', reason='operator request'), False)
+    assert not again['changed'], 'naming the release that serves changes nothing'
+    # A rolled-back release passed its checks once: it can be named again.
+    forward = rl.apply(params(root, 'rolled_back', to='1.2.0'), False)
+    assert forward['current'] == '1.2.0' and status(root, '1.2.0') == 'healthy'
+    assert status(root, '1.0.0') == 'rolled_back'
+
+
+def test_rollback_to_an_agent_version_picks_its_latest_verified_release(root: Path) -> None:
+    for name in ('1.0.0+aaa', '1.0.0+bbb', '1.1.0+ccc'):
+        (root / 'releases' / name).mkdir()
+        rl.apply(params(root, 'staged', name, metadata={'agent_version': name.split('+')[0]}), False)
+        rl.apply(params(root, 'active', name), False)
+        rl.apply(params(root, 'healthy', name), False)
+    result = rl.apply(params(root, 'rolled_back', to='1.0.0'), False)
+    assert result['current'] == '1.0.0+bbb'
+
+
+@pytest.mark.parametrize('to', ['0.9.0', '1.1.0'])
+def test_rollback_to_a_release_not_kept_or_never_verified_is_refused(root: Path, to: str) -> None:
+    deploy(root, '1.0.0')
+    deploy(root, '1.1.0', healthy=False)
+    rl.apply(params(root, 'rolled_back', '1.1.0', reason='HTTP 503'), False)  # 1.1.0 failed
+    deploy(root, '1.2.0')
+    before = (root / 'releases.json').read_text()
+    with pytest.raises(rl.LedgerError) as refused:
+        rl.apply(params(root, 'rolled_back', to=to), False)
+    assert str(refused.value) == (f'release {to} is not kept on this host as a release that passed its checks; '
+                                  f'kept, newest first: 1.2.0, 1.0.0. Nothing was changed.')
+    assert refused.value.details['kept'] == ['1.0.0', '1.2.0']
+    assert (root / 'releases.json').read_text() == before
+    assert os.readlink(root / 'current') == str(root / 'releases' / '1.2.0')
+
+
 def test_a_failed_first_release_leaves_nothing_current(root: Path) -> None:
     deploy(root, '1.0.0', healthy=False)
     result = rl.apply(params(root, 'rolled_back', '1.0.0', reason='crashed at import'), False)
