@@ -103,12 +103,12 @@ e2e: setup agent-base ## The playbooks end to end on a fresh lab (removes the la
 
 # --- tests ------------------------------------------------------------------
 
-# Every layer, timed (scripts/test-times.sh), in two lanes (the end-to-end
-# layer beside the rest; AGENTOPS_TEST_LANES=1: one after the other); the
-# table of wall times ends the output, passed or not, and stays in
-# $(CACHE)/test-times.txt.
+# Every layer, timed (scripts/test-times.sh), one after the other, or in two
+# lanes with AGENTOPS_TEST_LANES=2 (scripts/test-all.sh says why it is not
+# the default); the table of wall times ends the output, passed or not, and
+# stays in $(CACHE)/test-times.txt.
 export AGENTOPS_TEST_TIMES := $(CURDIR)/$(CACHE)/test-times.tsv
-test: ## Lint, sanity, unit, integration, Molecule and end-to-end tests (end to end beside the rest; AGENTOPS_TEST_LANES=1: one after the other)
+test: ## Lint, sanity, unit, integration, Molecule and end-to-end tests (AGENTOPS_TEST_LANES=2: end to end beside the rest)
 	@rm -f $(AGENTOPS_TEST_TIMES)
 	@bash scripts/test-all.sh
 
