@@ -173,7 +173,7 @@ def test_operator_story(broken_source: Path, tmp_path: Path) -> None:
                                    r"kept, newest first: (.*?)\. Nothing was changed", fatal))}
     assert set(kept) == set(AGENT_PORTS), refused.stdout[-3000:]
     for host, listed in kept.items():
-        names = [name.split(" ")[0].split("+")[0] for name in listed.split(", ")]
+        names = [name.split(" ", maxsplit=1)[0].split("+", maxsplit=1)[0] for name in listed.split(", ")]
         assert names[:2] == ["1.1.0", "1.0.0"] and "1.2.0" not in names, (host, listed)
     assert "PLAY [Roll back to the last healthy release, or the one named]" not in refused.stdout
     assert lab_state() == before

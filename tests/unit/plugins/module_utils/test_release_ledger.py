@@ -116,7 +116,7 @@ def test_rollback_to_a_named_release_skips_the_last_healthy_one(root: Path) -> N
 def test_rollback_to_an_agent_version_picks_its_latest_verified_release(root: Path) -> None:
     for name in ('1.0.0+aaa', '1.0.0+bbb', '1.1.0+ccc'):
         (root / 'releases' / name).mkdir()
-        rl.apply(params(root, 'staged', name, metadata={'agent_version': name.split('+')[0]}), False)
+        rl.apply(params(root, 'staged', name, metadata={'agent_version': name.split('+', maxsplit=1)[0]}), False)
         rl.apply(params(root, 'active', name), False)
         rl.apply(params(root, 'healthy', name), False)
     result = rl.apply(params(root, 'rolled_back', to='1.0.0'), False)
