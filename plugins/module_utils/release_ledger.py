@@ -158,6 +158,15 @@ def switch_link(link: str, target: str) -> None:
     os.replace(temp, link)
 
 
+def _verified_at(release: dict) -> str:
+    """When a release last passed verification, for ordering ('' if never)."""
+    return release.get('verified') or ''
+
+
+def _agent_version(release: dict):
+    return (release.get('metadata') or {}).get('agent_version')
+
+
 class Ledger:
     """Transitions of the release ledger, on an in-memory copy."""
 
@@ -229,7 +238,7 @@ class Ledger:
         last = self.find(self.data['last_healthy']) if self.data['last_healthy'] else None
         if last is not None and last in healthy:
             return last
-        return max(healthy, key=lambda r: r.get('verified') or '', default=None)
+        return max(healthy, key=_verified_at, default=None)
 
     def kept_verified(self) -> list:
         """Releases still kept that once passed verification: those a rollback may name."""
@@ -238,17 +247,19 @@ class Ledger:
     def named_target(self, to: str) -> dict:
         """The kept, once-verified release named `to` (its name, or its agent version: the latest verified)."""
         kept = self.kept_verified()
-        named = [r for r in kept
-                 if r['version'] == to or str((r.get('metadata') or {}).get('agent_version', '')) == to]
+        named = [r for r in kept if to in (r['version'], str(_agent_version(r) or ''))]
         if not named:
             listed = ', '.join(
-                f"{r['version']}" + (f" (version {r['metadata']['agent_version']})"
-                                     if (r.get('metadata') or {}).get('agent_version') not in (None, r['version'])
-                                     else '')
-                for r in sorted(kept, key=lambda r: r.get('verified') or '', reverse=True)) or 'none'
+                r['version'] + ('' if _agent_version(r) in (None, r['version']) else f' (version {_agent_version(r)})')
+                for r in sorted(kept, key=_verified_at, reverse=True)) or 'none'
             raise LedgerError(f'release {to} is not kept on this host as a release that passed its checks; '
                               f'kept, newest first: {listed}. Nothing was changed.', kept=[r['version'] for r in kept])
-        return max(named, key=lambda r: r.get('verified') or '')
+        return max(named, key=_verified_at)
+
+    def _step_down(self, failed: dict, reason: str) -> None:
+        """The current release leaves: rolled back by choice if it had passed verification, else failed."""
+        failed.update(status='rolled_back' if failed['status'] == 'healthy' else 'failed', reason=reason)
+        self.data['previous'] = failed['version']
 
     def roll_back_to(self, to: str, reason: str | None) -> None:
         """Make the named kept release current; the current one is rolled back (or failed, if never verified)."""
@@ -257,9 +268,7 @@ class Ledger:
         if failed is target:
             return  # already serving it
         if failed is not None:
-            failed.update(status='rolled_back' if failed['status'] == 'healthy' else 'failed',
-                          reason=reason or f'rolled back to {target["version"]}')
-            self.data['previous'] = failed['version']
+            self._step_down(failed, reason or f'rolled back to {target["version"]}')
         self.data['current'] = self.data['last_healthy'] = target['version']
         target.update(status='healthy', activated=self.clock(), reason=None)
 
@@ -278,10 +287,7 @@ class Ledger:
         if target is None and failed['status'] == 'healthy':
             raise LedgerError(f'release {failed["version"]} cannot be rolled back: no other release was ever '
                               f'verified healthy. Nothing was changed.')
-        # A release that had passed verification is rolled back by choice, not failed.
-        failed.update(status='rolled_back' if failed['status'] == 'healthy' else 'failed',
-                      reason=reason or 'rolled back')
-        self.data['previous'] = failed['version']
+        self._step_down(failed, reason or 'rolled back')
         # A first release that failed leaves nothing current: nothing may claim to be serving.
         self.data['current'] = target['version'] if target else None
         if target is not None:
