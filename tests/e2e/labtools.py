@@ -124,11 +124,16 @@ def served_versions() -> dict[str, str]:
     return {host: served(host).get("version", "unreachable") for host in AGENT_PORTS}
 
 
-def broken_agent(directory: Path) -> Path:
-    """The reference agent, made to crash at import."""
+def broken_agent(directory: Path, on_host_live: str | None = None) -> Path:
+    """The reference agent, made to crash at import: everywhere, or only on the host `on_host_live` names and
+    only on its live port (8000), so that it passes its trial on a side port and fails after the switch."""
     source = directory / "agent"
     shutil.copytree(ROOT / "files" / "agent", source,
                     ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache", "tests"))
+    crash = 'raise RuntimeError("e2e: this release crashes at import")'
+    if on_host_live:
+        crash = (f'import os, socket\nif socket.gethostname() == "{on_host_live}" '
+                 f'and os.environ.get("AGENT_PORT", "8000") == "8000":\n    {crash}')
     with open(source / "app" / "__init__.py", "a", encoding="utf-8") as init:
-        init.write('\nraise RuntimeError("e2e: this release crashes at import")\n')
+        init.write(f"\n{crash}\n")
     return source

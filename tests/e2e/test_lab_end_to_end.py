@@ -7,8 +7,9 @@ switched anywhere;
 the same release without its trial is switched to, fails and is rolled back
 on its own; rollback.yml returns every agent to 1.0.0; a rollback to a
 release the agents do not keep is refused on every agent before any
-changes; agent-1 is rolled back by name to 1.1.0 and back to 1.0.0;
-troubleshoot.yml reports a service we stopped.
+changes; agent-1 is rolled back by name to 1.1.0 and back to 1.0.0; a
+1.2.1 that fails live on agent-2, the second batch, is undone on agent-1
+too (agent_rollout_atomic); troubleshoot.yml reports a service we stopped.
 
 Clients reach the agents through HAProxy on ops-1 (127.0.0.1:8080) all along:
 every rollout and rollback drains each agent before its restart, so not one
@@ -25,8 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from labtools import (AGENT_PORTS, LEDGERS, broken_agent, ledger, on_host, playbook, served_versions, server_states,
-                      started_at, wait_for)
+from labtools import (AGENT_PORTS, LEDGERS, broken_agent, current_release, ledger, on_host, playbook, served_versions,
+                      server_states, started_at, wait_for)
 from loadgen import Load, ask
 
 LB = "http://127.0.0.1:8080"
@@ -189,6 +190,36 @@ def test_operator_story(broken_source: Path, tmp_path: Path) -> None:
                     for release in data["releases"]}
         assert statuses[version] == "healthy" and data["last_healthy"] == data["current"]
         assert statuses["1.0.0" if version == "1.1.0" else "1.1.0"] == "rolled_back"
+
+    # All or nothing (agent_rollout_atomic, the default): 1.2.1 passes its trial everywhere but fails live on
+    # agent-2, the second batch. agent-2 rolls itself back; agent-1, moved by the first batch, is returned to the
+    # release it served before and verified; agent-3's batch never comes. Through the load balancer, unseen.
+    before = lab_state()
+    served_before = {host: current_release(host)[0] for host in AGENT_PORTS}
+    with Load(LB, rate=10) as through_lb:
+        atomic = playbook("deploy.yml", "-e", "agent_version=1.2.1", "-e",
+                          f"venv_systemd_source_path={broken_agent(tmp_path, on_host_live='agent-2')}")
+    print(f"a failed second batch, undone, through the load balancer: {through_lb.summary()}")
+    assert atomic.returncode != 0
+    assert through_lb.failures == {} and through_lb.sent >= 100, through_lb.summary()
+    message = re.sub(r"\s+", " ", atomic.stdout.split("The rollout of 1.2.1 stopped: ", 1)[-1])
+    assert "RuntimeError: e2e: this release crashes at import" in message.split("Returned to", 1)[0], message[:3000]
+    assert f"Returned to the release they served before (agent_rollout_atomic): agent-1 to {served_before['agent-1']}." \
+        in message, message[:3000]
+    assert "NOT returned" not in message
+    outcomes = dict(re.findall(r"^ +- '(agent-\d): (failed|returned to \S+|not moved|moved from \S+)'$", atomic.stdout,
+                                re.M))
+    assert outcomes == {"agent-1": f"returned to {served_before['agent-1']}", "agent-2": "failed",
+                        "agent-3": "not moved"}, outcomes
+    assert served_versions() == {host: "1.0.0" for host in AGENT_PORTS}
+    assert {host: current_release(host) for host in AGENT_PORTS} == \
+        {host: (name, "healthy") for host, name in served_before.items()}
+    returned = ledger(FIRST_BATCH)
+    assert [r["status"] for r in returned["releases"] if r["version"].startswith("1.2.1+")] == ["rolled_back"]
+    assert "returned by the rollout of 1.2.1, which failed on agent-2 (agent_rollout_atomic)" in \
+        re.sub(r"\s+", " ", returned["runs"][-1]["reason"]), returned["runs"][-1]
+    # agent-3 staged and tried it, and was never switched: its container is the one it ran before.
+    assert lab_state()["agent-3"].splitlines()[0] == before["agent-3"].splitlines()[0]
 
     # A stopped service is found and flagged; the healthy hosts are not.
     subprocess.run(["docker", "exec", "agentops-lab-agent-2", "systemctl", "stop", "agent"], check=True)
