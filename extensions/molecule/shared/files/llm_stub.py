@@ -2,7 +2,9 @@
 
 The real LLM is outside this machine; this answers POST /v1/chat/completions
 like one would, and refuses any request whose bearer token is not the one in
-LLM_STUB_KEY, so a deploy that loses the key fails its smoke request.
+LLM_STUB_KEY, so a deploy that loses the key fails its smoke request. While
+the file LLM_STUB_OUTAGE names (/run/llm-stub-outage) exists, every request
+is answered with the HTTP status written in it: a provider outage (503).
 It listens on LLM_STUB_HOST: the agent runs in a container of the test
 host's own engine and reaches it through the host gateway.
 """
@@ -14,11 +16,24 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 EXPECTED_KEY = os.environ["LLM_STUB_KEY"]
+OUTAGE = os.environ.get("LLM_STUB_OUTAGE", "/run/llm-stub-outage")
+
+
+def outage_status() -> int | None:
+    try:
+        with open(OUTAGE, encoding="utf-8") as mark:
+            return int(mark.read().strip() or 503)
+    except FileNotFoundError:
+        return None
 
 
 class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+        status = outage_status()
+        if status is not None:
+            self._send(status, {"error": {"message": "the stand-in is down", "type": "server_error"}})
+            return
         if self.headers.get("Authorization") != f"Bearer {EXPECTED_KEY}":
             self._send(401, {"error": {"message": "invalid api key", "type": "invalid_request_error"}})
             return
