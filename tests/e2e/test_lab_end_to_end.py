@@ -207,8 +207,8 @@ def test_operator_story(broken_source: Path, tmp_path: Path) -> None:
     assert f"Returned to the release they served before (agent_rollout_atomic): agent-1 to {served_before['agent-1']}." \
         in message, message[:3000]
     assert "NOT returned" not in message
-    outcomes = dict(re.findall(r"^ +- '(agent-\d): (failed|returned to \S+|not moved|moved from \S+)'$", atomic.stdout,
-                                re.M))
+    outcome_line = r"^ +- '(agent-\d): (failed|returned to \S+|not moved|moved from \S+)'$"
+    outcomes = dict(re.findall(outcome_line, atomic.stdout, re.M))
     assert outcomes == {"agent-1": f"returned to {served_before['agent-1']}", "agent-2": "failed",
                         "agent-3": "not moved"}, outcomes
     assert served_versions() == {host: "1.0.0" for host in AGENT_PORTS}

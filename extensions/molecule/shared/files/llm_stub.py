@@ -1,8 +1,9 @@
 """A stand-in for a remote OpenAI-compatible LLM, for the Molecule test host.
 
 The real LLM is outside this machine; this answers POST /v1/chat/completions
-like one would, and refuses any request whose bearer token is not the one in
-LLM_STUB_KEY, so a deploy that loses the key fails its smoke request. While
+like one would, and refuses any request whose bearer token is not one of the
+keys in LLM_STUB_KEY (comma-separated), so a deploy that loses the key, or
+brings one the provider does not know, fails its smoke request. While
 the file LLM_STUB_OUTAGE names (/run/llm-stub-outage) exists, every request
 is answered with the HTTP status written in it: a provider outage (503).
 It listens on LLM_STUB_HOST: the agent runs in a container of the test
@@ -15,7 +16,7 @@ import os
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-EXPECTED_KEY = os.environ["LLM_STUB_KEY"]
+EXPECTED_KEYS = set(os.environ["LLM_STUB_KEY"].split(","))
 OUTAGE = os.environ.get("LLM_STUB_OUTAGE", "/run/llm-stub-outage")
 
 
@@ -34,7 +35,7 @@ class Handler(BaseHTTPRequestHandler):
         if status is not None:
             self._send(status, {"error": {"message": "the stand-in is down", "type": "server_error"}})
             return
-        if self.headers.get("Authorization") != f"Bearer {EXPECTED_KEY}":
+        if self.headers.get("Authorization") not in {f"Bearer {key}" for key in EXPECTED_KEYS}:
             self._send(401, {"error": {"message": "invalid api key", "type": "invalid_request_error"}})
             return
         prompt = " ".join(str(m.get("content", "")) for m in body.get("messages", []))
