@@ -114,8 +114,8 @@ def kill_and_run_again(host: str, version: str, killed_when: str) -> None:
     assert "Took the deploy lock" in output and "its process is gone" in output, host
     assert served(host)["version"] == version, host
     assert current_release(host) == (name, "healthy"), host
-    # No good release was recorded as failed on the way.
-    assert {name for name, status in release_statuses(host).items() if status == "failed"} == failed_before, host
+    # No good release was recorded as failed on the way (pruning may have removed an old failed one).
+    assert {name for name, status in release_statuses(host).items() if status == "failed"} <= failed_before, host
     killed = [run for run in ledger(host)["runs"] if run["outcome"] == "superseded"][-1]
     assert killed["release"] == name and "its process is gone" in killed["reason"], (host, killed)
 
