@@ -23,6 +23,12 @@ from ansible.module_utils.urls import open_url
 from ansible_collections.agentops.deploy.plugins.module_utils import prometheus_text
 
 FAILURES_KEPT = 5
+# Kinds of failed LLM calls (the agent's error_type) that say the provider
+# failed, not the release calling it: a malformed request (bad_request) or an
+# unknown error (other) may be the release's own doing. A key revoked while
+# the release serves (auth) is not the release's either: keys live outside
+# releases, and a new one is tried before it goes live.
+PROVIDER_ERROR_KINDS = ('server', 'timeout', 'rate_limited', 'connection', 'auth')
 # Methods a probe may send in check mode: the agent treats them as reads.
 READ_ONLY_METHODS = ('GET', 'HEAD', 'OPTIONS')
 _MISSING = object()
@@ -175,10 +181,24 @@ def probe_once(spec: ProbeSpec) -> Attempt:
     return Attempt(True, None, status, latency_ms, payload)
 
 
-def scrape(spec: ProbeSpec) -> tuple[float, float]:
+def scrape(spec: ProbeSpec) -> tuple[float, float, dict]:
+    """Requests, 5xx answers and failed LLM calls by (provider, kind) so far."""
     response = _request(spec, spec.metrics_url, 'GET', None, {})
     samples = prometheus_text.parse(response.read().decode('utf-8', 'replace'))
-    return prometheus_text.request_counts(samples, ignore_routes=tuple(spec.metrics_ignore_routes))
+    total, errors = prometheus_text.request_counts(samples, ignore_routes=tuple(spec.metrics_ignore_routes))
+    return total, errors, prometheus_text.llm_errors(samples)
+
+
+def _increase(before: float, after: float) -> float:
+    # A restarted process resets its counters: judge the later scrape alone.
+    return after - before if after >= before else after
+
+
+def _provider_errors(before: dict, after: dict) -> dict:
+    """Failed LLM calls of the provider's kinds in the window, by provider and kind."""
+    grown = {key: _increase(before.get(key, 0.0), value) for key, value in after.items()}
+    return {f'{provider}/{kind}': count for (provider, kind), count in sorted(grown.items())
+            if kind in PROVIDER_ERROR_KINDS and count > 0}
 
 
 def _seconds(value: float) -> str:
@@ -346,17 +366,18 @@ def run(spec: ProbeSpec, clock=time.monotonic, sleep=time.sleep, wall=time.time,
     }
 
     if spec.metrics_url:
-        gate = {'requests': None, 'errors': None, 'error_ratio': None, 'max_error_ratio': spec.max_error_ratio}
+        gate = {'requests': None, 'errors': None, 'error_ratio': None, 'max_error_ratio': spec.max_error_ratio,
+                'provider_errors': {}}
         if metrics_error is None:
             try:
                 after = scrape(spec)
             except (URLError, OSError, ValueError, prometheus_text.MetricsParseError) as error:
                 metrics_error = f'cannot read {spec.metrics_url}: {getattr(error, "reason", error)}'
             else:
-                # A restarted process resets its counters: judge the later scrape alone.
-                total = after[0] - metrics_before[0] if after[0] >= metrics_before[0] else after[0]
-                errors = after[1] - metrics_before[1] if after[1] >= metrics_before[1] else after[1]
-                gate.update(requests=total, errors=errors)
+                total = _increase(metrics_before[0], after[0])
+                errors = _increase(metrics_before[1], after[1])
+                gate.update(requests=total, errors=errors,
+                            provider_errors=_provider_errors(metrics_before[2], after[2]))
                 if total >= max(spec.min_requests, 1):
                     gate['error_ratio'] = round(errors / total, 4)
                 else:
@@ -368,8 +389,16 @@ def run(spec: ProbeSpec, clock=time.monotonic, sleep=time.sleep, wall=time.time,
                 result.update(healthy=False, verdict='metrics', reason=metrics_error)
         elif (result['healthy'] and spec.max_error_ratio is not None and gate['error_ratio'] is not None
               and gate['error_ratio'] > spec.max_error_ratio):
-            result.update(healthy=False, verdict='metrics', reason=(
-                f"{gate['errors']:.0f} of {gate['requests']:.0f} requests failed with 5xx "
-                f"({gate['error_ratio']:.1%}), over the {spec.max_error_ratio:.1%} limit"))
+            reason = (f"{gate['errors']:.0f} of {gate['requests']:.0f} requests failed with 5xx "
+                      f"({gate['error_ratio']:.1%}), over the {spec.max_error_ratio:.1%} limit")
+            failed_calls = gate['provider_errors']
+            # Every 5xx is a call the provider failed: the provider's verdict,
+            # which a deploy must not blame on the release it was baking.
+            if failed_calls and sum(failed_calls.values()) >= gate['errors']:
+                reason += '; the LLM provider failed ' + ', '.join(
+                    f'{count:.0f} calls ({key})' for key, count in failed_calls.items())
+                result.update(healthy=False, verdict='provider', reason=reason)
+            else:
+                result.update(healthy=False, verdict='metrics', reason=reason)
         result['metrics'] = gate
     return result

@@ -82,3 +82,18 @@ def request_counts(samples, metric='http_requests_total', ignore_routes=()) -> t
         if labels.get('status', labels.get('code', '')).startswith('5'):
             errors += value
     return total, errors
+
+
+def llm_errors(samples, metric='agent_llm_errors_total') -> dict[tuple[str, str], float]:
+    """Failed LLM calls of `metric` by (provider, kind), as the agent counts them.
+
+    The agent answers 502 llm_error or 504 llm_timeout when its provider
+    failed a call, and counts the call here with its error_type.
+    """
+    counts: dict[tuple[str, str], float] = {}
+    for name, labels, value in samples:
+        if name != metric or math.isnan(value):
+            continue
+        key = (labels.get('gen_ai_provider_name', ''), labels.get('error_type', ''))
+        counts[key] = counts.get(key, 0.0) + value
+    return counts

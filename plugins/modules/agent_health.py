@@ -233,6 +233,9 @@ verdict:
     - V(refused) - the connection was refused for longer than O(refused_grace).
     - V(server_errors) - O(max_server_errors) answers in a row had a 5xx status.
     - V(metrics) - the probes passed but the metrics gate failed or could not read O(metrics_url).
+    - V(provider) - the probes passed but the metrics gate failed, and every 5xx answer in the window is a call
+      the agent's LLM provider failed (C(agent_llm_errors_total) of kind C(server), C(timeout), C(rate_limited),
+      C(connection) or C(auth)). The provider is failing, maybe not the release.
     - V(skipped) - check mode did not send a request that is not read-only.
   returned: always
   type: str
@@ -289,6 +292,12 @@ metrics:
     max_error_ratio:
       description: The limit from O(max_error_ratio).
       type: float
+    provider_errors:
+      description:
+        - Calls the LLM provider failed during the window, from C(agent_llm_errors_total), by
+          C(<provider>/<kind>), for the kinds that are the provider's (see RV(verdict=provider)).
+      type: dict
+      sample: {openai/server: 12}
     note:
       description: Why the ratio was not judged, when too few requests came in.
       type: str

@@ -123,9 +123,12 @@ options:
     description: Take the lock over from this run id, which the controller that started it reports gone.
     type: str
   outcome:
-    description: With O(state=unlocked), the run's outcome recorded in the ledger's C(runs).
+    description:
+      - With O(state=unlocked), the run's outcome recorded in the ledger's C(runs).
+      - V(provider_failing) - the release serves, not verified, because the LLM provider failed the calls of its
+        bake; it was not rolled back.
     type: str
-    choices: [healthy, unchanged, failed, rolled_back, staging_failed, finished]
+    choices: [healthy, unchanged, failed, rolled_back, staging_failed, provider_failing, finished]
 extends_documentation_fragment:
   - agentops.deploy.attributes
   - agentops.deploy.attributes.actiongroup_agent
@@ -367,7 +370,8 @@ ARGUMENT_SPEC = dict(
     lock_wait=dict(type='float', default=0),
     lock_break=dict(type='str'),
     lock_gone=dict(type='str'),
-    outcome=dict(type='str', choices=['healthy', 'unchanged', 'failed', 'rolled_back', 'staging_failed', 'finished']),
+    outcome=dict(type='str', choices=['healthy', 'unchanged', 'failed', 'rolled_back', 'staging_failed',
+                                      'provider_failing', 'finished']),
 )
 
 

@@ -211,6 +211,9 @@ def test_operator_story(broken_source: Path, tmp_path: Path) -> None:
     outcomes = dict(re.findall(outcome_line, atomic.stdout, re.M))
     assert outcomes == {"agent-1": f"returned to {served_before['agent-1']}", "agent-2": "failed",
                         "agent-3": "not moved"}, outcomes
+    # The same, as AWX and CI read it (set_stats; show_custom_stats in ansible.cfg).
+    stats = re.sub(r"\s+", " ", atomic.stdout.split("CUSTOM STATS:", 1)[-1])
+    assert "outcome: failed" in stats and "agent-2: failed" in stats and "version: 1.2.1" in stats, stats[-800:]
     assert served_versions() == {host: "1.0.0" for host in AGENT_PORTS}
     assert {host: current_release(host) for host in AGENT_PORTS} == \
         {host: (name, "healthy") for host, name in served_before.items()}

@@ -50,6 +50,7 @@ def run_role(role: str, variables: dict, tmp_path: Path) -> subprocess.Completed
     ("venv_systemd", {**VALID_VENV, "venv_systemd_env": {"AGENT_PORT": "8999"}}, "venv_systemd_port"),
     # A drain that ends before an LLM answer can: the restart would cut it.
     ("venv_systemd", {**VALID_VENV, "venv_systemd_drain_timeout": 20}, "venv_systemd_drain_timeout (20 s"),
+    ("venv_systemd", {**VALID_VENV, "venv_systemd_provider_outage": "wait"}, "venv_systemd_provider_outage"),
     ("base_host", {"base_host_ca_certificates": [{"name": "corp", "content": "x", "src": "/y"}]},
      "base_host_ca_certificates"),
     ("base_host", {"base_host_directories": [{"path": "/opt/x", "owner": "root", "group": "root", "mode": 755}]},
@@ -64,6 +65,7 @@ def run_role(role: str, variables: dict, tmp_path: Path) -> subprocess.Completed
     ("docker_agent", {**VALID_DOCKER, "docker_agent_env": {"AGENT_HOST": "10.0.0.5"}}, "docker_agent_container_port"),
     ("docker_agent", {}, "docker_agent_version"),
     ("docker_agent", {**VALID_DOCKER, "docker_agent_request_timeout": 90}, "docker_agent_drain_timeout (60 s"),
+    ("docker_agent", {**VALID_DOCKER, "docker_agent_provider_outage": "rollback"}, "docker_agent_provider_outage"),
     ("monitoring", {"monitoring_alertmanager_port": 99999}, "monitoring_alertmanager_port"),
     ("monitoring", {"monitoring_scrape_interval": "15 seconds"}, "monitoring_scrape_interval"),
     ("monitoring", {"monitoring_scrape_interval": "5s", "monitoring_scrape_timeout": "10s"}, "monitoring_scrape_timeout"),
@@ -93,6 +95,7 @@ def test_bad_input_fails_naming_the_variable(role: str, variables: dict, named: 
     ("venv_systemd", {**VALID_VENV, "venv_systemd_provider": "deepseek", "venv_systemd_api_key": "k"}),
     ("base_host", {}),
     ("docker_agent", VALID_DOCKER),
+    ("docker_agent", {**VALID_DOCKER, "docker_agent_provider_outage": "fail"}),
     ("docker_agent", {**VALID_DOCKER, "docker_agent_provider": "deepseek", "docker_agent_api_key": "k"}),
     ("monitoring", {"monitoring_alertmanager_receivers": [
         {"name": "oncall", "type": "pagerduty", "routing_key": "k", "severities": ["critical"]}]}),

@@ -7,7 +7,9 @@ brings one the provider does not know, fails its smoke request. While
 the file LLM_STUB_OUTAGE names (/run/llm-stub-outage) exists, every request
 is answered with the HTTP status written in it: a provider outage (503).
 It listens on LLM_STUB_HOST: the agent runs in a container of the test
-host's own engine and reaches it through the host gateway.
+host's own engine and reaches it through the host gateway. GET /stats
+counts the calls answered and, of those, the deploy's smoke requests, so a
+test can start an outage right after a release passed its smoke request.
 """
 from __future__ import annotations
 
@@ -18,6 +20,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 EXPECTED_KEYS = set(os.environ["LLM_STUB_KEY"].split(","))
 OUTAGE = os.environ.get("LLM_STUB_OUTAGE", "/run/llm-stub-outage")
+# The release contract's default smoke_input ends with these words.
+SMOKE_WORDS = "prove you are up"
+STATS = {"calls": 0, "smoke_calls": 0}
 
 
 def outage_status() -> int | None:
@@ -29,8 +34,17 @@ def outage_status() -> int | None:
 
 
 class Handler(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        if self.path == "/stats":
+            self._send(200, STATS)
+        else:
+            self._send(404, {"error": "not found"})
+
+    def do_POST(self) -> None:  # noqa: N802
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+        STATS["calls"] += 1
+        if any(SMOKE_WORDS in str(message.get("content", "")) for message in body.get("messages", [])):
+            STATS["smoke_calls"] += 1
         status = outage_status()
         if status is not None:
             self._send(status, {"error": {"message": "the stand-in is down", "type": "server_error"}})

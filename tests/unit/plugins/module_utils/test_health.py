@@ -36,6 +36,8 @@ class Agent:
         self.answers: list = [(200, {'status': 'ready', 'version': '1.4.0'})]
         self.delay = 0.0
         self.requests = {'200': 0, '500': 0}
+        # Failed LLM calls by error_type, as agent_llm_errors_total counts them.
+        self.llm_errors: dict = {}
         self.probes: dict = {}
         self.calls = 0
         self.on_probe = None
@@ -49,6 +51,8 @@ class Agent:
                     # Probes count like the real agent counts them, so leaving them out is tested.
                     lines += [f'http_requests_total{{method="GET",route="/ready",status="{code}"}} {count}'
                               for code, count in agent.probes.items()]
+                    lines += [f'agent_llm_errors_total{{error_type="{kind}",gen_ai_provider_name="openai",'
+                              f'gen_ai_request_model="m"}} {count}' for kind, count in agent.llm_errors.items()]
                     self._send(200, ('# TYPE http_requests_total counter\n' + '\n'.join(lines) + '\n').encode(),
                                'text/plain')
                     return
@@ -345,6 +349,30 @@ def test_metrics_gate_catches_a_5xx_ratio(agent: Agent) -> None:
     assert result['metrics']['requests'] == 100 and result['metrics']['errors'] == 20
     assert result['metrics']['error_ratio'] == 0.2
     assert '20 of 100 requests failed with 5xx' in result['reason']
+
+
+@pytest.mark.parametrize('llm_errors, verdict', [
+    ({'server': 20}, 'provider'),
+    ({'timeout': 5, 'rate_limited': 15}, 'provider'),
+    # Some 5xx the provider did not cause: the release's share is judged as before.
+    ({'server': 19}, 'metrics'),
+    # A malformed request is likely the release's own doing.
+    ({'bad_request': 20}, 'metrics'),
+])
+def test_metrics_gate_names_the_provider_when_its_failures_are_every_5xx(agent: Agent, llm_errors, verdict) -> None:
+    agent.llm_errors = {kind: 3 for kind in llm_errors}  # before the window: not counted
+
+    def traffic() -> None:
+        agent.requests.update({'200': 80, '500': 20})
+        agent.llm_errors = {kind: 3 + count for kind, count in llm_errors.items()}
+
+    agent.on_probe = traffic
+    result = FakeTime().run(spec(agent.url(), success_threshold=3, metrics_url=agent.url('/metrics'),
+                                 max_error_ratio=0.05))
+    assert not result['healthy'] and result['verdict'] == verdict
+    expected = {f'openai/{kind}': count for kind, count in sorted(llm_errors.items()) if kind != 'bad_request'}
+    assert result['metrics']['provider_errors'] == expected
+    assert ('the LLM provider failed' in result['reason']) == (verdict == 'provider')
 
 
 def test_metrics_gate_passes_low_ratio_and_ignores_probe_routes(agent: Agent) -> None:
