@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -102,7 +103,31 @@ def current_release(host: str) -> tuple[str | None, str | None]:
     return (current["version"], current["status"]) if current else (None, None)
 
 
+def wait_on_host(host: str, condition: str, timeout: float, interval: float = 0.1, what: str = "condition") -> None:
+    """Wait until the shell `condition` succeeds on the host, trying it every `interval` s inside the host.
+
+    One `docker exec` for the whole wait. An exec per try costs a runc exec on the controller (about 0.1 CPU
+    second on these 2-core machines): tests that polled every 0.05 s that way took a core from the deploys they
+    were watching."""
+    script = (f"end=$(( $(date +%s) + {math.ceil(timeout)} )); "
+              f"until {condition}; do [ \"$(date +%s)\" -lt \"$end\" ] || exit 124; sleep {interval}; done")
+    result = subprocess.run(["docker", "exec", f"agentops-lab-{host}", "sh", "-c", script],
+                            capture_output=True, text=True, timeout=timeout + 60, check=False)
+    if result.returncode != 0:
+        raise AssertionError(f"{what} not reached in {timeout} s on {host} "
+                             f"(exit {result.returncode}{': ' + result.stderr.strip()[-300:] if result.stderr else ''})")
+
+
+def pool_state_is(host: str, *states: str) -> str:
+    """A shell condition for wait_on_host on ops-1: HAProxy's state of `host` starts with one of `states`."""
+    # `show stat` is CSV: proxy, server, ... and the state in the 18th column.
+    return (f"echo 'show stat' | socat stdio /run/haproxy/admin.sock | awk -F, "
+            f"'$1 == \"agents\" && $2 == \"{host}\" && $18 ~ /^({'|'.join(states)})/ {{found = 1}} END {{exit !found}}'")
+
+
 def wait_for(condition, timeout: float, interval: float = 0.05, what: str = "condition"):
+    """Wait until `condition()` is true, trying it every `interval` s: for conditions read over HTTP; one read
+    inside a host is wait_on_host's."""
     give_up = time.monotonic() + timeout
     while time.monotonic() < give_up:
         value = condition()

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from labtools import (AGENT_PORTS, LEDGERS, broken_agent, current_release, ledger, on_host, playbook, served_versions,
-                      server_states, started_at, wait_for)
+from labtools import (AGENT_PORTS, LEDGERS, broken_agent, current_release, ledger, on_host, playbook, pool_state_is,
+                      served_versions, server_states, started_at, wait_for, wait_on_host)
 from loadgen import Load, ask
 
 LB = "http://127.0.0.1:8080"
@@ -60,8 +60,7 @@ def lab_state() -> dict[str, str]:
 
 def answer_in_flight_at_restart(host: str) -> tuple[str, float, float]:
     """When the rollout takes `host` out of the pool, send it a 20 s request straight: (kind, seconds, sent at)."""
-    wait_for(lambda: server_states().get(host, "").startswith(("DRAIN", "MAINT")), 900, interval=0.2,
-             what=f"{host} out of the pool")
+    wait_on_host("ops-1", pool_state_is(host, "DRAIN", "MAINT"), 900, interval=0.2, what=f"{host} out of the pool")
     sent_at = time.time()
     kind, seconds = ask(f"http://127.0.0.1:{AGENT_PORTS[host]}", "[offline delay 20s] an answer in flight", timeout=90)
     return kind, seconds, sent_at
@@ -240,3 +239,5 @@ def test_operator_story(broken_source: Path, tmp_path: Path) -> None:
         assert "SERVICE DOWN" not in sections["agent-1"] and "TEST CALL FAILED" not in sections["agent-1"]
     finally:
         subprocess.run(["docker", "exec", "agentops-lab-agent-2", "systemctl", "start", "agent"], check=True)
+    # The next tests start from a lab that serves everywhere.
+    assert wait_for(lambda: served_versions()["agent-2"] != "unreachable", 60, interval=0.5, what="agent-2 serving again")

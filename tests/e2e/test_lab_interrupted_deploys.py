@@ -3,17 +3,22 @@
 Each case is what an operator meets: two runs on one host at once; a run
 killed (SIGKILL, as a cancelled CI job) after the switch and during the
 verification, on a VM and in Docker, three at once, then the same command run
-again; a ledger that cannot be read; a first release that crashes.
+again; a ledger that cannot be read; a first release that crashes. Cases
+that touch hosts or services of their own run side by side (side_by_side):
+most of their time is spent waiting on a deploy, not computing.
 """
 from __future__ import annotations
 
 import re
 import time
 import traceback
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
-from labtools import Background, broken_agent, current_release, ledger, on_host, playbook, served, wait_for
+from labtools import (LEDGERS, Background, broken_agent, current_release, ledger, on_host, playbook, served, wait_for,
+                      wait_on_host)
 
 # The bake proves nothing these cases are about: keep it short.
 QUICK = ("-e", "agent_bake_seconds=2")
@@ -31,39 +36,13 @@ def flat(text: str) -> str:
     return re.sub(r"\s+", " ", text)
 
 
-def test_two_runs_on_one_host_take_turns() -> None:
-    first = Background("deploy.yml", "-l", "agent-1", "-e", "agent_version=1.3.0", *QUICK)
-    holder = wait_for(lambda: ledger("agent-1") and on_host("agent-1", "cat /opt/agent/deploy.lock"), 180,
-                      what="the first run's lock")
-    before = on_host("agent-1", "sha256sum /opt/agent/releases.json; ls /opt/agent/releases")
-
-    # A run that will not wait is refused at once, naming the holder, and changes nothing.
-    started = time.monotonic()
-    impatient = playbook("deploy.yml", "-l", "agent-1", "-e", "agent_version=1.4.0", "-e", "agent_deploy_lock_wait=2")
-    print(f"FIGURE refused second run: {time.monotonic() - started:.1f} s")
-    assert impatient.returncode != 0
-    refusal = flat(impatient.stdout)
-    assert "holds the deploy lock" in refusal and "after waiting 2 s" in refusal and "Nothing was changed" in refusal
-    assert re.search(r'"id": "([^"]+)"', holder).group(1) in refusal
-    assert "deploying 1.3.0" in refusal
-    assert on_host("agent-1", "ls /opt/agent/releases | grep -c ^1.4.0 || true") == "0"
-
-    # A run that waits deploys after the first one, which is not disturbed.
-    started = time.monotonic()
-    second = Background("deploy.yml", "-l", "agent-1", "-e", "agent_version=1.4.0", *QUICK)
-    first.finish()
-    print(f"FIGURE first run finished {time.monotonic() - started:.1f} s after the second started")
-    second.finish()
-    print(f"FIGURE second run finished {time.monotonic() - started:.1f} s after it started")
-    assert (first.returncode, second.returncode) == (0, 0)
-    assert served("agent-1")["version"] == "1.4.0"
-    statuses = release_statuses("agent-1")
-    assert [status for name, status in statuses.items() if name.startswith("1.3.0")] == ["healthy"]
-    assert [status for name, status in statuses.items() if name.startswith("1.4.0")] == ["healthy"]
-    # The ledger holds both runs' outcomes.
-    outcomes = {name.split("+")[0]: run["outcome"] for name, run in runs_by_release("agent-1").items()}
-    assert outcomes["1.3.0"] == "healthy" and outcomes["1.4.0"] == "healthy"
-    assert before  # the refused run had changed nothing before the first finished
+def side_by_side(cases: dict[str, Callable[[], None]]) -> None:
+    """Run cases that touch hosts (or services) of their own at once; fail with every failed case's traceback."""
+    with ThreadPoolExecutor(len(cases)) as pool:
+        futures = {name: pool.submit(case) for name, case in cases.items()}
+    failures = {name: "".join(traceback.format_exception(future.exception()))
+                for name, future in futures.items() if future.exception() is not None}
+    assert not failures, "\n".join(f"{name}:\n{text}" for name, text in failures.items())
 
 
 # One run killed per agent, all three at once, each at another moment: after
@@ -83,14 +62,14 @@ def kill_and_run_again(host: str, version: str, killed_when: str) -> None:
     pid_before = on_host(host, "systemctl show -p MainPID --value agent") if host != "agent-3" else ""
     run = Background("deploy.yml", "-l", host, "-e", f"agent_version={version}", *QUICK)
     if killed_when == "switched":
-        wait_for(lambda: current_release(host)[0] and current_release(host)[0].startswith(version), 300,
-                 what=f"{version} made current")
+        # The ledger's top-level keys are indented by two spaces (release_ledger writes indent=2).
+        wait_on_host(host, f"grep -q '^  \"current\": \"{version}+' {LEDGERS[host]}", 300, interval=0.05,
+                     what=f"{version} made current")
     elif killed_when == "verifying":
         wait_for(lambda: served(host).get("version") == version, 300, interval=0.2, what=f"{version} answering")
     else:
-        wait_for(lambda: on_host(host, "docker inspect -f '{{index .Config.Labels \"org.agentops.release\"}}' "
-                                       "smart-agent 2>/dev/null").startswith(version), 600, interval=0.2,
-                 what=f"the container of {version}")
+        wait_on_host(host, "docker inspect -f '{{index .Config.Labels \"org.agentops.release\"}}' smart-agent "
+                           f"2>/dev/null | grep -q '^{version}'", 600, interval=0.2, what=f"the container of {version}")
     run.kill()
     name, status = current_release(host)
     assert name.startswith(version) and status == "active", (host, name, status)
@@ -121,14 +100,10 @@ def kill_and_run_again(host: str, version: str, killed_when: str) -> None:
 
 
 def test_killed_runs_are_finished_by_the_next() -> None:
-    with ThreadPoolExecutor(len(KILLED_RUNS)) as pool:
-        cases = {host: pool.submit(kill_and_run_again, host, *case) for host, case in KILLED_RUNS.items()}
-    failures = {host: "".join(traceback.format_exception(case.exception()))
-                for host, case in cases.items() if case.exception() is not None}
-    assert not failures, "\n".join(f"{host} ({KILLED_RUNS[host][1]}):\n{text}" for host, text in failures.items())
+    side_by_side({f"{host} ({case[1]})": partial(kill_and_run_again, host, *case) for host, case in KILLED_RUNS.items()})
 
 
-def test_a_killed_runs_trial_stops_itself() -> None:
+def a_killed_runs_trial_stops_itself() -> None:
     """A run killed while its release is on trial leaves no side process behind for long.
 
     Both methods at once, each with a release already staged (no build): the
@@ -139,6 +114,8 @@ def test_a_killed_runs_trial_stops_itself() -> None:
     # Each prints "active" / "true" while its trial runs.
     trials = {"agent-1": "systemctl is-active agent-trial",
               "agent-3": "docker inspect -f '{{.State.Running}}' smart-agent-trial 2>/dev/null"}
+    trial_up = {"agent-1": "systemctl is-active -q agent-trial",
+                "agent-3": "[ \"$(docker inspect -f '{{.State.Running}}' smart-agent-trial 2>/dev/null)\" = true ]"}
     serving = {"agent-1": "systemctl show -p MainPID --value agent",
                "agent-3": "docker inspect -f '{{.State.StartedAt}}' smart-agent"}
     before = {host: on_host(host, command) for host, command in serving.items()}
@@ -146,15 +123,19 @@ def test_a_killed_runs_trial_stops_itself() -> None:
     runs = {host: Background("deploy.yml", "-l", host, "-e", "agent_version=1.1.0", "-e", "agent_health_deadline=5")
             for host in trials}
     # Each run is killed the moment its trial is up, before the trial can pass.
-    waiting = set(trials)
-    give_up = time.monotonic() + 600
-    while waiting and time.monotonic() < give_up:
-        for host in sorted(waiting):
-            if on_host(host, trials[host]) in ("active", "true"):
-                runs[host].kill()
-                waiting.discard(host)
-        time.sleep(0.1)
-    assert not waiting, f"no trial seen on {waiting}"
+
+    def kill_when_trial_is_up(host: str) -> None:
+        wait_on_host(host, trial_up[host], 600, interval=0.1, what="the trial")
+        runs[host].kill()
+
+    with ThreadPoolExecutor(len(runs)) as pool:
+        seen = {host: pool.submit(kill_when_trial_is_up, host) for host in runs}
+    missed = {host: str(case.exception()) for host, case in seen.items() if case.exception() is not None}
+    if missed:
+        for run in runs.values():
+            if run.returncode is None:
+                run.kill()
+    assert not missed, f"no trial seen: {missed}"
     killed = time.monotonic()
     assert on_host("agent-3", "systemctl is-active smart-agent-trial-removal.timer") == "active"
     for host, command in trials.items():
@@ -181,7 +162,7 @@ def test_an_unreadable_ledger_stops_the_run_before_staging() -> None:
         on_host("agent-1", "mv /root/releases.json.bak /opt/agent/releases.json")
 
 
-def test_a_failed_first_release_says_nothing_serves(tmp_path: Path) -> None:
+def a_failed_first_release_says_nothing_serves(tmp_path: Path) -> None:
     fresh = ["-l", "agent-1", "-e", "agent_version=2.0.0", "-e", f"venv_systemd_source_path={broken_agent(tmp_path)}",
              "-e", "venv_systemd_root=/opt/fresh-agent", "-e", "agent_service_name=fresh-agent",
              "-e", "agent_port=8011", "-e", "agent_rollout_force=true", "-e", "agent_health_deadline=20",
@@ -206,3 +187,48 @@ def test_a_failed_first_release_says_nothing_serves(tmp_path: Path) -> None:
     finally:
         on_host("agent-1", "systemctl disable --now fresh-agent; rm -f /etc/systemd/system/fresh-agent.service; "
                            "systemctl daemon-reload; rm -rf /opt/fresh-agent /etc/fresh-agent")
+
+
+def two_runs_on_one_host_take_turns(host: str) -> None:
+    first = Background("deploy.yml", "-l", host, "-e", "agent_version=1.3.0", *QUICK)
+    wait_on_host(host, "test -s /opt/agent/releases.json && test -s /opt/agent/deploy.lock", 180, interval=0.05,
+                 what="the first run's lock")
+    holder = on_host(host, "cat /opt/agent/deploy.lock")
+    before = on_host(host, "sha256sum /opt/agent/releases.json; ls /opt/agent/releases")
+
+    # A run that will not wait is refused at once, naming the holder, and changes nothing.
+    started = time.monotonic()
+    impatient = playbook("deploy.yml", "-l", host, "-e", "agent_version=1.4.0", "-e", "agent_deploy_lock_wait=2")
+    print(f"FIGURE refused second run: {time.monotonic() - started:.1f} s")
+    assert impatient.returncode != 0
+    refusal = flat(impatient.stdout)
+    assert "holds the deploy lock" in refusal and "after waiting 2 s" in refusal and "Nothing was changed" in refusal
+    assert re.search(r'"id": "([^"]+)"', holder).group(1) in refusal
+    assert "deploying 1.3.0" in refusal
+    assert on_host(host, "ls /opt/agent/releases | grep -c ^1.4.0 || true") == "0"
+
+    # A run that waits deploys after the first one, which is not disturbed.
+    started = time.monotonic()
+    second = Background("deploy.yml", "-l", host, "-e", "agent_version=1.4.0", *QUICK)
+    first.finish()
+    print(f"FIGURE first run finished {time.monotonic() - started:.1f} s after the second started")
+    second.finish()
+    print(f"FIGURE second run finished {time.monotonic() - started:.1f} s after it started")
+    assert (first.returncode, second.returncode) == (0, 0)
+    assert served(host)["version"] == "1.4.0"
+    statuses = release_statuses(host)
+    assert [status for name, status in statuses.items() if name.startswith("1.3.0")] == ["healthy"]
+    assert [status for name, status in statuses.items() if name.startswith("1.4.0")] == ["healthy"]
+    # The ledger holds both runs' outcomes.
+    outcomes = {name.split("+")[0]: run["outcome"] for name, run in runs_by_release(host).items()}
+    assert outcomes["1.3.0"] == "healthy" and outcomes["1.4.0"] == "healthy"
+    assert before  # the refused run had changed nothing before the first finished
+
+
+def test_two_runs_a_killed_trial_and_a_failed_first_release_side_by_side(tmp_path: Path) -> None:
+    """Three cases at once, each on its own hosts or service: two runs on agent-2 take turns; runs killed on
+    agent-1 and agent-3 while their release is on trial leave no trial behind; a first release that fails on a
+    fresh service of agent-1 says nothing serves there. One after the other they took 386 s, mostly waiting."""
+    side_by_side({"two runs on agent-2": partial(two_runs_on_one_host_take_turns, "agent-2"),
+                  "killed trials on agent-1 and agent-3": a_killed_runs_trial_stops_itself,
+                  "a failed first release on agent-1": partial(a_failed_first_release_says_nothing_serves, tmp_path)})
