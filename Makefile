@@ -151,6 +151,7 @@ molecule: setup ## Every Molecule scenario (or SCENARIOS="a b"), MOLECULE_WORKER
 
 bench: setup agent-venv ## Benchmarks that print measured figures (lab_timings builds the lab; faulty_releases and rollout_downtime then use it)
 	$(AGENT_VENV)/bin/python bench/agent_throughput
+	$(BIN)/python bench/module_runs
 	$(BIN)/python bench/lab_timings
 	$(BIN)/python bench/faulty_releases
 	$(BIN)/python bench/rollout_downtime

@@ -17,8 +17,11 @@ packages=(
 
 say() { printf 'testhost-image: %s\n' "$*" >&2; }
 
+# Files copied into the image's Python (see agentops_bytecode_cache.py).
+python_files=("$(dirname "$0")"/testhost/agentops_bytecode_cache.{py,pth})
+
 # The CA bundle is part of the recipe: a new proxy CA must produce a new image.
-recipe_hash=$( { cat "$0"; printf '%s\n' "$suite" "$mirror" "${packages[@]}"; cat "$ca_bundle"; } \
+recipe_hash=$( { cat "$0" "${python_files[@]}"; printf '%s\n' "$suite" "$mirror" "${packages[@]}"; cat "$ca_bundle"; } \
   | sha256sum | cut -c1-12)
 image="$repo:$recipe_hash"
 
@@ -46,6 +49,11 @@ say "configuring the root filesystem"
 # TLS through this network's proxy needs its CA inside the image too.
 install -m 0644 "$ca_bundle" "$rootfs/usr/local/share/ca-certificates/controller-bundle.crt"
 chroot "$rootfs" update-ca-certificates >/dev/null 2>&1 || true
+# Ansible's modules arrive as zips, which Python compiles on every import:
+# the hook keeps their bytecode, as __pycache__ does for files on disk.
+site_packages=$(chroot "$rootfs" python3 -c 'import site; print(site.getsitepackages()[0])')
+install -d "$rootfs$site_packages"
+install -m 0644 "${python_files[@]}" "$rootfs$site_packages/"
 # Units that have no meaning in a container, or wait for hardware, stay off.
 for unit in getty.target console-getty.service systemd-udevd.service systemd-udev-trigger.service \
     systemd-modules-load.service sys-kernel-debug.mount sys-kernel-tracing.mount \
