@@ -31,8 +31,11 @@ def _command(name: str, args: tuple[str, ...], report_dir: Path | None) -> tuple
 
 def playbook(name: str, *args: str, report_dir: Path | None = None) -> subprocess.CompletedProcess[str]:
     command, env = _command(name, args, report_dir)
+    started = time.monotonic()
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800, check=False)
-    print(f"--- {name} {' '.join(args)} -> {result.returncode}\n{result.stdout[-6000:]}\n{result.stderr[-3000:]}")
+    # "PLAYBOOK <seconds>" lines: where a test's time goes, for the suite's timings (grep them from the log).
+    print(f"--- {name} {' '.join(args)} -> {result.returncode}\n{result.stdout[-6000:]}\n{result.stderr[-3000:]}\n"
+          f"PLAYBOOK {time.monotonic() - started:6.1f} s  {name} {' '.join(args)}")
     return result
 
 

@@ -101,12 +101,13 @@ def test_bad_input_changes_nothing() -> None:
 
 
 def test_a_host_with_nothing_healthy_to_serve_stays_out_of_the_pool(tmp_path: Path) -> None:
-    """A release fails after its switch and the release it rolls back to no longer starts (its interpreter is
+    """A release fails after its switch and the release it rolls back to no longer starts (its venv is
     gone): agent-1 is left in MAINT, the summary says so, and the other agents serve every request meanwhile."""
     previous, _status = current_release("agent-1")
-    interpreter = f"/opt/agent/releases/{previous}/venv/bin/python"
-    # The running process keeps its interpreter; only a new start of this release fails.
-    on_host("agent-1", f"mv {interpreter} {interpreter}.away")
+    # The release's own link to its venv, not the venv: the releases of one lock share that venv, and the new
+    # release must stage. The running process keeps its interpreter; only a new start of this release fails.
+    venv = f"/opt/agent/releases/{previous}/venv"
+    on_host("agent-1", f"mv {venv} {venv}.away")
     try:
         with Load(LB, rate=10) as through_lb:
             failed = playbook("deploy.yml", "-l", "agent-1", "-e", "agent_version=2.1.0", "-e", "agent_trial=false",
@@ -120,6 +121,6 @@ def test_a_host_with_nothing_healthy_to_serve_stays_out_of_the_pool(tmp_path: Pa
         assert server_states()["agent-1"] == "MAINT"
         assert through_lb.failures == {} and through_lb.sent >= 50, through_lb.summary()
     finally:
-        on_host("agent-1", f"mv {interpreter}.away {interpreter}; systemctl restart agent")
+        on_host("agent-1", f"mv {venv}.away {venv}; systemctl restart agent")
         runtime_api("set server agents/agent-1 state ready")
     assert wait_for(lambda: server_states().get("agent-1") == "UP", 60, interval=1, what="agent-1 UP again")
