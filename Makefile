@@ -19,7 +19,7 @@ export MOLECULE_WORKERS ?= 2
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help setup venv agent-venv link engine image promtool e2e agent-base lab lab-down test lint sanity unit unit-plugins unit-agent integration molecule bench lock clean
+.PHONY: help setup venv agent-venv link engine image promtool e2e agent-base lab lab-down test lint sanity unit unit-plugins unit-agent integration molecule bench lock ee-context clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -161,6 +161,12 @@ bench: setup agent-venv ## Benchmarks that print measured figures (lab_timings b
 lock: venv ## Regenerate files/agent/requirements.lock (pinned, hashed) from requirements.txt
 	cd files/agent && $(CURDIR)/$(BIN)/pip-compile --quiet --upgrade --generate-hashes --allow-unsafe \
 	  --strip-extras --no-emit-index-url --no-emit-find-links --output-file requirements.lock requirements.txt
+
+# The execution environment AWX runs the job templates in (docs/awx.md):
+# the build context, made offline; building the image needs its base image's
+# registry.
+ee-context: venv ## Execution environment build context in .cache/ee/context (ansible-builder create)
+	bash scripts/ee-context.sh
 
 clean: ## Remove local state (virtualenvs, caches, built tarballs)
 	rm -rf $(VENV) $(CACHE) .collections agentops-deploy-*.tar.gz
