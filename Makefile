@@ -112,8 +112,9 @@ test: ## Lint, sanity, unit, integration, Molecule and end-to-end tests (AGENTOP
 	@rm -f $(AGENTOPS_TEST_TIMES)
 	@bash scripts/test-all.sh
 
-lint: venv link ## ansible-lint, production profile
+lint: venv link ## ansible-lint (production profile); the GitHub workflows: schema and zizmor, offline
 	$(BIN)/ansible-lint --profile production
+	bash scripts/check-workflows.sh
 
 sanity: venv ## ansible-test sanity on a copy laid out as ansible_collections/agentops/deploy
 	@command -v shellcheck >/dev/null || { echo "setup: installing shellcheck (apt-get) for the shellcheck sanity test"; \

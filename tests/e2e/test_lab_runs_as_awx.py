@@ -9,7 +9,8 @@ nothing on standard input. The job's outcome is runner's status and rc, and
 the artifacts a workflow passes on are the set_stats data of its
 playbook_on_stats event. This file builds that directory for each job
 (site, deploy, rollback, health and troubleshoot, as playbooks/awx_configure.yml
-defines them) and reads the same things AWX reads. No AWX server runs here: what
+defines them, and the deploy workflow's rollback node with the deploy's
+stats as its extra variables) and reads the same things AWX reads. No AWX server runs here: what
 AWX itself adds (its database, surveys' checks, the workflow engine,
 notifications) is not exercised; docs/awx.md says so.
 """
@@ -85,6 +86,8 @@ class Job:
         stats = [event for event in events if event.get("event") == "playbook_on_stats"]
         self.artifact_data = stats[-1]["event_data"].get("artifact_data", {}) if stats else {}
         self.stdout = (self.artifacts / "stdout").read_text()
+        # The YAML callback folds long messages: the words, one space apart.
+        self.text = " ".join(self.stdout.split())
         print(f"--- AWX-shaped job {self.name} ({self.playbook} {self.dir / 'env' / 'cmdline'}): "
               f"{self.status} rc={self.rc}\n{self.stdout[-5000:]}\n"
               f"PLAYBOOK {time.monotonic() - started:6.1f} s  AWX job {self.name}")
@@ -129,8 +132,19 @@ def test_job_templates_run_as_awx_runs_them(tmp_path: Path) -> None:
     assert (refused.status, refused.rc) == ("failed", 2)
     assert "agent_rollout_atomic must be true or false" in refused.stdout
 
-    rollback = Job(tmp_path, "rollback", "playbooks/rollback.yml", {}, cmdline="--limit agent-1").run()
+    # The workflow's rollback node (awx_configure.yml): after a deploy refused before any change, no stats
+    # reach it and nothing rolls back; stepping every agent back would leave the fleet a release behind.
+    nothing = Job(tmp_path, "rollback-nothing", "playbooks/rollback.yml", {"agent_rollback_after_deploy": "true"}).run()
+    assert (nothing.status, nothing.rc) == ("successful", 0), nothing.stdout[-3000:]
+    assert "nothing to roll back" in nothing.text
+    assert served_versions() == {**before, "agent-1": version}
+
+    # With a deploy's stats, handed on as AWX hands a node's artifacts to the next: only the host that
+    # deploy left on its version rolls back.
+    rollback = Job(tmp_path, "rollback", "playbooks/rollback.yml",
+                   {"agent_rollback_after_deploy": "true", **deploy.artifact_data}).run()
     assert (rollback.status, rollback.rc) == ("successful", 0), rollback.stdout[-3000:]
+    assert "rolling back agent-1." in rollback.text
     assert fleet(rollback)["agent-1"]["version"] == before["agent-1"]
     assert served_versions() == before
 
@@ -146,5 +160,5 @@ def test_job_templates_run_as_awx_runs_them(tmp_path: Path) -> None:
     site = Job(tmp_path, "site", "site.yml", {}, cmdline="--limit agent-1 --check").run()
     assert (site.status, site.rc) == ("successful", 0), site.stdout[-3000:]
 
-    for job in (health, deploy, refused, rollback, troubleshoot, site):
+    for job in (health, deploy, refused, nothing, rollback, troubleshoot, site):
         assert job.leaked_key() == [], f"{job.name}: the API key is in {job.leaked_key()}"
