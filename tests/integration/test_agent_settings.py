@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -87,18 +88,25 @@ def test_role_names_still_work_and_defaults_are_one(tmp_path: Path) -> None:
     assert facts["role_bake"] == 7 and facts["role_port"] == 8000
 
 
-@pytest.mark.parametrize(("switch", "value"), [("agent_rollout_atomic", "maybe"), ("agent_rollout_force", "2"),
-                                               ("agent_rollout_trial_first", "sometimes")])
-def test_deploy_refuses_a_rollout_switch_that_is_not_true_or_false(tmp_path: Path, switch: str, value: str) -> None:
-    """deploy.yml stops in its first play, on the controller, before any agent is probed or touched."""
+@pytest.mark.parametrize(("switch", "value", "limit"), [
+    ("agent_rollout_atomic", "maybe", []), ("agent_rollout_force", "2", []),
+    ("agent_rollout_trial_first", "sometimes", []),
+    # AWX job templates always pass a limit: the check once ran on localhost, which a limit leaves out.
+    ("agent_rollout_atomic", "maybe", ["--limit", "agent-1"]),
+])
+def test_deploy_refuses_a_rollout_switch_that_is_not_true_or_false(
+        tmp_path: Path, switch: str, value: str, limit: list[str]) -> None:
+    """deploy.yml stops in its first play, before any agent is probed or touched, with a limit or without."""
     (tmp_path / "inventory.json").write_text(json.dumps(
         {"agents": {"hosts": {"agent-1": {"ansible_connection": "local"}}}}))
     env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(REPO_ROOT / ".collections"), "ANSIBLE_NOCOLOR": "1",
            "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg")}
     result = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(tmp_path / "inventory.json"),
                              str(REPO_ROOT / "playbooks" / "deploy.yml"), "-e", "agent_version=1.0.0",
-                             "-e", f"{switch}={value}"],
+                             "-e", f"{switch}={value}", *limit],
                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode != 0
     assert f"{switch} must be true or false (is '{value}'); nothing was changed." in result.stdout, result.stdout[-2000:]
-    assert "PLAY [Pre-flight" not in result.stdout and "agent-1" not in result.stdout.split("PLAY RECAP")[0]
+    # The checks are the only tasks that ran: asserts, evaluated on the controller.
+    assert "PLAY [Pre-flight" not in result.stdout and "TASK [Read the agent settings]" not in result.stdout
+    assert re.findall(r"^TASK \[(.+?)\]", result.stdout, re.M) == ["Require agent_version", "Check the rollout switches"]

@@ -119,8 +119,8 @@ def test_bad_input_is_refused_before_any_controller_call(change: dict, named: st
     assert rc != 0, f"accepted {change}:\n{output[-3000:]}"
     assert parsed is not None, output[-3000:]
     tasks = ran(parsed)
-    assert [action for _, action, _ in tasks] == ["ansible.builtin.assert"], tasks
-    name, _, result = tasks[0]
+    assert [action for _name, action, _result in tasks] == ["ansible.builtin.assert"], tasks
+    _name, _action, result = tasks[0]
     assert result["failed"] and named in result["msg"], result.get("msg")
     assert "Nothing was changed" in result["msg"]
     first_awx_task = awx_tasks()[0]["name"]
@@ -144,7 +144,7 @@ def test_check_mode_renders_the_injector_then_reaches_the_controller() -> None:
     rc, parsed, output = run(VALID, check=True)
     assert rc != 0
     tasks = ran(parsed)
-    names = [name for name, _, _ in tasks]
+    names = [task[0] for task in tasks]
     assert names[:2] == [
         "Refuse missing or malformed input before any call to the controller",
         "Show the LLM credential type's injector as the controller will receive it",
@@ -202,7 +202,7 @@ def test_validate_certs_reaches_the_module(given: bool | None, env: dict, expect
 def test_secrets_stay_out_of_the_output(task_name: str) -> None:
     # -vvv: the module's arguments and results as verbose as Ansible shows them
     # (the verbose lines break the JSON, so the output is read as text).
-    rc, _, output = run(VALID, "-vvv", "--start-at-task", task_name)
+    rc, _parsed, output = run(VALID, "-vvv", "--start-at-task", task_name)
     assert rc != 0 and f'"name": "{task_name}"' in output, output[-3000:]
     assert "output has been hidden" in output
     assert LLM_KEY not in output

@@ -24,7 +24,8 @@ BIN = Path(sys.executable).parent
 CONTEXT = REPO_ROOT / ".cache" / "ee" / "context"
 SPEC = yaml.safe_load((REPO_ROOT / "execution-environment.yml").read_text())
 # Collection names as tasks and plugins use them: namespace.collection.plugin.
-FQCN = re.compile(r"\b([a-z_]+)\.([a-z_]+)\.[a-z_]+\b")
+# Not a host name (awx.example.com): nothing of a URL or a longer dotted name around it.
+FQCN = re.compile(r"(?<![\w./@-])([a-z_]+)\.([a-z_]+)\.[a-z_]+(?![\w./-])")
 NOT_COLLECTIONS = {"ansible.builtin", "agentops.deploy"}
 
 
