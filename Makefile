@@ -19,7 +19,7 @@ export MOLECULE_WORKERS ?= 2
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help setup venv agent-venv link engine image promtool e2e agent-base lab lab-down test lint sanity unit unit-plugins unit-agent integration molecule bench lock ee-context clean
+.PHONY: help setup venv agent-venv link engine image promtool e2e agent-base lab lab-down test lint sanity unit unit-plugins unit-agent integration k8s molecule bench lock ee-context clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -146,6 +146,11 @@ unit-agent: agent-venv
 
 integration: venv link ## Collection build and install, role input validation (no containers)
 	$(BIN)/python -m pytest -q tests/integration
+
+# A real single-node Kubernetes 1.20 (scripts/k8s-node.sh; its binaries are
+# built once from Debian's source package and cached, scripts/k8s-binaries.sh).
+k8s: setup ## The Kubernetes node the Kubernetes method is tested on, started, used and stopped
+	$(BIN)/python -m pytest -q -s tests/k8s
 
 molecule: setup ## Every Molecule scenario (or SCENARIOS="a b"), MOLECULE_WORKERS at a time
 	bash scripts/molecule-all.sh $(SCENARIOS)

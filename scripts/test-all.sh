@@ -3,7 +3,7 @@
 # that fails; the table of wall times ends the output, passed or not.
 #
 # AGENTOPS_TEST_LANES=2 runs two lanes side by side instead:
-#   lane 1: lint, sanity, unit, integration, Molecule (it stops at its first
+#   lane 1: lint, sanity, unit, integration, k8s, Molecule (it stops at its first
 #           failure)
 #   lane 2: the end-to-end layer (builds its own lab, runs tests/e2e, removes
 #           the lab), its output in $CACHE/e2e.log, printed when both end
@@ -31,7 +31,7 @@ trap report EXIT
 layer setup
 
 if [ "${AGENTOPS_TEST_LANES:-1}" != 2 ]; then
-  for name in lint sanity unit integration molecule e2e; do
+  for name in lint sanity unit integration k8s molecule e2e; do
     layer "$name"
   done
   outcome=passed
@@ -47,7 +47,7 @@ layer e2e >"$e2e_log" 2>&1 &
 e2e_pid=$!
 
 lane1=passed
-for name in lint sanity unit integration molecule; do
+for name in lint sanity unit integration k8s molecule; do
   if ! layer "$name"; then
     lane1="FAILED at $name"
     echo "make test: $name failed; waiting for the end-to-end layer to finish and remove its lab"
