@@ -42,7 +42,9 @@ fi
 # The toolchain the package builds with; installed once, like the test tools.
 command -v /usr/lib/go-1.19/bin/go >/dev/null || {
   echo "k8s-binaries: installing golang-1.19-go and rsync (apt-get)" >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-1.19-go rsync >/dev/null
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq golang-1.19-go rsync >/dev/null 2>&1 \
+    || { apt-get update -qq && apt-get install -y -qq golang-1.19-go rsync >/dev/null; }
 }
 
 work=$cache/build-$version

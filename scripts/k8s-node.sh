@@ -182,8 +182,9 @@ packages() {
   command -v containerd >/dev/null || missing+=(containerd runc)
   if ((${#missing[@]})); then
     echo "k8s-node: installing ${missing[*]} (apt-get)" >&2
+    export DEBIAN_FRONTEND=noninteractive
     apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1 \
-      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; }
+      || { apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null; }
   fi
 }
 
