@@ -257,6 +257,18 @@ case ${1:-} in
     ;;
   stop)
     if [[ -f $state/unshare.pid ]]; then
+      # The pods' processes live in their own PID namespaces under containerd's
+      # shims and would outlive the node: stop the kubelet (nothing restarts
+      # them then), kill every container, then the node itself.
+      pkill -f -- "--config=$state/kubelet.yaml" 2>/dev/null || true
+      ctr_node=(ctr --address "$state/containerd.sock" -n k8s.io)
+      for task in $("${ctr_node[@]}" tasks ls -q 2>/dev/null); do
+        "${ctr_node[@]}" tasks kill --all --signal SIGKILL "$task" 2>/dev/null || true
+      done
+      for _ in $(seq 50); do
+        [[ -z $("${ctr_node[@]}" tasks ls 2>/dev/null | awk 'NR > 1 && $3 != "STOPPED"') ]] && break
+        sleep 0.1
+      done
       kill -- -"$(cat "$state/unshare.pid")" 2>/dev/null || true
       sleep 2
       pkill -KILL -f "$state/" 2>/dev/null || true

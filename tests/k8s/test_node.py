@@ -11,6 +11,7 @@ nothing of the cluster's network shows on the host.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,6 +41,26 @@ def cluster() -> Iterator[dict[str, str]]:
         yield facts
     finally:
         node("stop", check=False)
+    # Nothing of the node outlives it: no pod's process (they sit in kubepods cgroups) and no node process.
+    left = pod_processes()
+    assert not left, f"processes of pods outlived the node: {left}"
+    assert str(cluster_state()) not in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+
+
+def pod_processes() -> list[str]:
+    """Processes in a kubepods cgroup: the pods' (the kubelet's cgroupfs driver puts them there)."""
+    found = []
+    for path in Path("/proc").glob("[0-9]*/cgroup"):
+        try:
+            if "kubepods" in path.read_text(errors="replace"):
+                found.append(path.parent.name)
+        except OSError:  # gone meanwhile
+            continue
+    return found
+
+
+def cluster_state() -> Path:
+    return Path(os.environ.get("AGENTOPS_K8S_STATE", "/tmp/agentops-k8s"))
 
 
 WEB = """
@@ -94,7 +115,7 @@ def test_a_deployment_rolls_out_and_its_service_answers_inside_the_cluster(clust
     get = f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 2 {service} 80"
     kubectl("exec", "client", "--", "sh", "-c",
             f"i=0; while [ $i -lt 60 ]; do {get} | grep -q '200 OK' && exit 0; sleep 0.5; i=$((i + 1)); done; exit 1")
-    answers = [kubectl("exec", "client", "--", "sh", "-c", get).strip().splitlines()[-1] for _ in range(16)]
+    answers = [kubectl("exec", "client", "--", "sh", "-c", get).strip().splitlines()[-1] for _request in range(16)]
     assert set(answers) == pods, answers
     # The kubelet serves logs (the apiserver reaches it by the node's InternalIP).
     for pod in pods:
