@@ -24,7 +24,8 @@
 #   interfaces;
 # - the kernel settings kubelet insists on, bind-mounted over /proc/sys inside
 #   the mount namespace (the real ones are read-only here and the host's);
-# - a private tmpfs /run (otherwise /run/netns/cni-* leaks onto the host);
+# - a private tmpfs /run (otherwise /run/netns/cni-* leaks onto the host),
+#   and a private /var/lib/cni (the CNI plugins' addresses and results);
 # - the native snapshotter (the host's root may itself be an overlay).
 set -euo pipefail
 
@@ -86,6 +87,9 @@ inside() {
   mkdir -p "$logs" "$state/cni" "$state/kubelet" "$state/containerd"
   mount -t tmpfs tmpfs /run
   mkdir -p /run/netns
+  # libcni keeps each attachment's result under /var/lib/cni: the node's own.
+  mkdir -p "$state/var-lib-cni" /var/lib/cni
+  mount --bind "$state/var-lib-cni" /var/lib/cni
   ip link set lo up
   ip link add k8snode0 type bridge
   ip addr add "$node_ip/24" dev k8snode0
@@ -108,8 +112,7 @@ EOF
   cat > "$state/cni/10-agentops.conflist" <<EOF
 {"cniVersion": "0.4.0", "name": "agentops", "plugins": [
   {"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": true,
-   "ipam": {"type": "host-local", "ranges": [[{"subnet": "$pod_cidr"}]], "routes": [{"dst": "0.0.0.0/0"}],
-            "dataDir": "$state/cni-ipam"}},
+   "ipam": {"type": "host-local", "ranges": [[{"subnet": "$pod_cidr"}]], "routes": [{"dst": "0.0.0.0/0"}]}},
   {"type": "portmap", "capabilities": {"portMappings": true}}]}
 EOF
   cat > "$state/containerd.toml" <<EOF
@@ -215,7 +218,7 @@ case ${1:-} in
     if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
       echo "KUBECONFIG=$state/admin.kubeconfig"; echo "NETNS_PID=$pid"; exit 0
     fi
-    rm -rf "$state/etcd" "$state/kubelet" "$state/containerd" "$state/logs" "$state/cni-ipam"
+    rm -rf "$state/etcd" "$state/kubelet" "$state/containerd" "$state/logs" "$state/var-lib-cni"
     mkdir -p "$state"
     echo "$bin" > "$state/bin.path"
     pki

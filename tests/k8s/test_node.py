@@ -32,10 +32,12 @@ def kubectl(*args: str, stdin: str | None = None) -> str:
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[dict[str, str]]:
+def cluster() -> Iterator[dict]:
+    host_cni_before = host_cni_files()
     started = node("start")
     print(started.stderr)
-    facts = dict(line.split("=", 1) for line in started.stdout.split())
+    facts: dict = dict(line.split("=", 1) for line in started.stdout.split())
+    facts["host_cni_before"] = host_cni_before
     try:
         node("exec", "kubectl", "create", "namespace", NAMESPACE)
         yield facts
@@ -45,6 +47,11 @@ def cluster() -> Iterator[dict[str, str]]:
     left = pod_processes()
     assert not left, f"processes of pods outlived the node: {left}"
     assert str(cluster_state()) not in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+
+
+def host_cni_files() -> set[str]:
+    """What the host's /var/lib/cni holds (CNI plugins keep addresses and results there by default)."""
+    return {str(path) for path in Path("/var/lib/cni").rglob("*")}
 
 
 def pod_processes() -> list[str]:
@@ -98,7 +105,7 @@ spec:
 """
 
 
-def test_a_deployment_rolls_out_and_its_service_answers_inside_the_cluster(cluster: dict[str, str]) -> None:
+def test_a_deployment_rolls_out_and_its_service_answers_inside_the_cluster(cluster: dict) -> None:
     nodes = json.loads(node("exec", "kubectl", "get", "nodes", "-o", "json").stdout)["items"]
     assert [n["status"]["nodeInfo"]["kubeletVersion"] for n in nodes] == ["v1.20.2"]
 
@@ -122,11 +129,13 @@ def test_a_deployment_rolls_out_and_its_service_answers_inside_the_cluster(clust
         assert "serving" in kubectl("logs", pod)
 
 
-def test_the_cluster_network_stays_off_the_host(cluster: dict[str, str]) -> None:
+def test_the_cluster_network_stays_off_the_host(cluster: dict) -> None:
     host_links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
     assert "cni0" not in host_links and "k8snode0" not in host_links
     host_rules = subprocess.run(["iptables-save"], capture_output=True, text=True, check=True).stdout
     assert "KUBE-SERVICES" not in host_rules
+    # The CNI plugins' state is the node's: no address or result of a pod lands in the host's /var/lib/cni.
+    assert host_cni_files() == cluster["host_cni_before"]
     # ... while the node's own namespace has them.
     node_rules = node("exec", "iptables-save").stdout
     assert "KUBE-SERVICES" in node_rules
