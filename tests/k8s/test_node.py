@@ -34,11 +34,11 @@ def kubectl(*args: str, stdin: str | None = None) -> str:
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[dict]:
     host_cni_before = host_cni_files()
-    started = node("start")
-    print(started.stderr)
-    facts: dict = dict(line.split("=", 1) for line in started.stdout.split())
-    facts["host_cni_before"] = host_cni_before
     try:
+        started = node("start")
+        print(started.stderr)
+        facts: dict = dict(line.split("=", 1) for line in started.stdout.split())
+        facts["host_cni_before"] = host_cni_before
         node("exec", "kubectl", "create", "namespace", NAMESPACE)
         yield facts
     finally:
