@@ -108,7 +108,7 @@ e2e: setup agent-base ## The playbooks end to end on a fresh lab (removes the la
 # the default); the table of wall times ends the output, passed or not, and
 # stays in $(CACHE)/test-times.txt.
 export AGENTOPS_TEST_TIMES := $(CURDIR)/$(CACHE)/test-times.tsv
-test: ## Lint, sanity, unit, integration, Molecule and end-to-end tests (AGENTOPS_TEST_LANES=2: end to end beside the rest)
+test: ## Lint, sanity, unit, integration, Kubernetes node, Molecule and end-to-end tests (AGENTOPS_TEST_LANES=2: end to end beside the rest)
 	@rm -f $(AGENTOPS_TEST_TIMES)
 	@bash scripts/test-all.sh
 

@@ -16,6 +16,7 @@ notifications) is not exercised; docs/awx.md says so.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import secrets
@@ -33,23 +34,33 @@ from labtools import BIN, INVENTORY, ROOT, served_versions
 API_KEY = f"sk-awx-{secrets.token_hex(12)}"
 
 
-def project_checkout(target: Path) -> None:
-    """What AWX's project update leaves: the repository's files (tracked and new, not ignored)."""
+@functools.cache
+def project_archive() -> bytes:
+    """The repository's files (tracked and new, not ignored) as a tar: what AWX's project update leaves."""
     files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
                            capture_output=True, check=True).stdout
+    return subprocess.run(["tar", "--null", "--ignore-failed-read", "-T", "-", "-cf", "-"], cwd=ROOT,
+                          input=files, capture_output=True, check=True).stdout
+
+
+@functools.cache
+def inventory_listing() -> str:
+    """The inventory as AWX holds it after importing the project's: hosts and variables, JSON."""
+    return subprocess.run([str(BIN / "ansible-inventory"), "-i", str(INVENTORY), "--list"], cwd=ROOT,
+                          capture_output=True, text=True, check=True,
+                          env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}).stdout
+
+
+def project_checkout(target: Path) -> None:
+    """Each job gets its own copy of the project, as AWX gives it."""
     target.mkdir(parents=True)
-    packed = subprocess.run(["tar", "--null", "--ignore-failed-read", "-T", "-", "-cf", "-"], cwd=ROOT,
-                            input=files, capture_output=True, check=True).stdout
-    subprocess.run(["tar", "-xf", "-", "-C", str(target)], input=packed, check=True)
+    subprocess.run(["tar", "-xf", "-", "-C", str(target)], input=project_archive(), check=True)
 
 
 def inventory_script(target: Path) -> None:
-    """AWX imports the project's inventory into its database and gives each job a script that prints it."""
-    listing = subprocess.run([str(BIN / "ansible-inventory"), "-i", str(INVENTORY), "--list"], cwd=ROOT,
-                             capture_output=True, text=True, check=True,
-                             env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}).stdout
+    """AWX gives each job a script that prints the inventory."""
     script = target / "hosts"
-    script.write_text(f"#!/bin/sh\ncat <<'INVENTORY'\n{listing}\nINVENTORY\n")
+    script.write_text(f"#!/bin/sh\ncat <<'INVENTORY'\n{inventory_listing()}\nINVENTORY\n")
     script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
 
 
