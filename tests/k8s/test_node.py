@@ -11,20 +11,13 @@ nothing of the cluster's network shows on the host.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-NODE = ["bash", str(ROOT / "scripts" / "k8s-node.sh")]
+from conftest import host_cni_files, node
+
 NAMESPACE = "harness"
-
-
-def node(*args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*NODE, *args], input=stdin, capture_output=True, text=True, timeout=900, check=check)
 
 
 def kubectl(*args: str, stdin: str | None = None) -> str:
@@ -32,42 +25,9 @@ def kubectl(*args: str, stdin: str | None = None) -> str:
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[dict]:
-    host_cni_before = host_cni_files()
-    try:
-        started = node("start")
-        print(started.stderr)
-        facts: dict = dict(line.split("=", 1) for line in started.stdout.split())
-        facts["host_cni_before"] = host_cni_before
-        node("exec", "kubectl", "create", "namespace", NAMESPACE)
-        yield facts
-    finally:
-        node("stop", check=False)
-    # Nothing of the node outlives it: no pod's process (they sit in kubepods cgroups) and no node process.
-    left = pod_processes()
-    assert not left, f"processes of pods outlived the node: {left}"
-    assert str(cluster_state()) not in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
-
-
-def host_cni_files() -> set[str]:
-    """What the host's /var/lib/cni holds (CNI plugins keep addresses and results there by default)."""
-    return {str(path) for path in Path("/var/lib/cni").rglob("*")}
-
-
-def pod_processes() -> list[str]:
-    """Processes in a kubepods cgroup: the pods' (the kubelet's cgroupfs driver puts them there)."""
-    found = []
-    for path in Path("/proc").glob("[0-9]*/cgroup"):
-        try:
-            if "kubepods" in path.read_text(errors="replace"):
-                found.append(path.parent.name)
-        except OSError:  # gone meanwhile
-            continue
-    return found
-
-
-def cluster_state() -> Path:
-    return Path(os.environ.get("AGENTOPS_K8S_STATE", "/tmp/agentops-k8s"))
+def harness(cluster: dict) -> dict:
+    node("exec", "kubectl", "create", "namespace", NAMESPACE)
+    return cluster
 
 
 WEB = """
@@ -105,7 +65,7 @@ spec:
 """
 
 
-def test_a_deployment_rolls_out_and_its_service_answers_inside_the_cluster(cluster: dict) -> None:
+def test_a_deployment_rolls_out_and_its_service_answers_inside_the_cluster(harness: dict) -> None:
     nodes = json.loads(node("exec", "kubectl", "get", "nodes", "-o", "json").stdout)["items"]
     assert [n["status"]["nodeInfo"]["kubeletVersion"] for n in nodes] == ["v1.20.2"]
 
