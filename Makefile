@@ -19,7 +19,7 @@ export MOLECULE_WORKERS ?= 2
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help setup venv agent-venv link engine image promtool e2e agent-base lab lab-down test lint sanity unit unit-plugins unit-agent integration k8s molecule bench lock ee-context clean
+.PHONY: help setup venv agent-venv link engine image promtool e2e agent-base lab lab-down lab-k8s lab-k8s-down test lint sanity unit unit-plugins unit-agent integration k8s molecule bench lock ee-context clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -93,6 +93,23 @@ lab: setup agent-base ## Create the local lab (systemd containers) and run site.
 
 lab-down: venv link ## Remove the lab containers
 	$(BIN)/ansible-playbook -i inventories/lab playbooks/lab.yml -e lab_state=absent
+
+# The Kubernetes method on the single-node cluster of the tests (docs/kubernetes.md).
+lab-k8s: setup ## Start a single-node Kubernetes and deploy the agent on it with deploy.yml
+	@start=$$(date +%s); \
+	bash scripts/k8s-node.sh start; \
+	$(BIN)/python scripts/k8s-agent-images.py --load >/dev/null; \
+	bash scripts/k8s-node.sh exec $(BIN)/ansible-playbook -i inventories/lab-k8s playbooks/deploy.yml -e agent_rollout_force=true; \
+	echo; \
+	echo "lab-k8s: ready in $$(( $$(date +%s) - start )) s. Inside the cluster's network (scripts/k8s-node.sh exec ...):"; \
+	echo "  pods          scripts/k8s-node.sh exec kubectl -n agents get pods,svc,hpa,pdb"; \
+	echo "  try           scripts/k8s-node.sh exec curl -s -XPOST http://\$$(scripts/k8s-node.sh exec kubectl -n agents get svc smart-agent -o jsonpath='{.spec.clusterIP}')/api/agent -H 'content-type: application/json' -d '{\"input\":\"hello cluster\"}'"; \
+	echo "  deploy        scripts/k8s-node.sh exec .venv/bin/ansible-playbook -i inventories/lab-k8s playbooks/deploy.yml -e agent_version=1.1.0"; \
+	echo "  roll back     scripts/k8s-node.sh exec .venv/bin/ansible-playbook -i inventories/lab-k8s playbooks/rollback.yml"; \
+	echo "  remove it     make lab-k8s-down"
+
+lab-k8s-down: ## Stop the single-node Kubernetes of make lab-k8s
+	bash scripts/k8s-node.sh stop
 
 # The trap removes the lab whatever happens after its first container: a
 # failed site.yml or test, or an interrupt.

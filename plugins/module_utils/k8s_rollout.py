@@ -59,12 +59,14 @@ def rollout_state(pods: list[dict], release: str, replicas: int) -> dict:
     """Where the rollout of `release` stands, from the Deployment's pods.
 
     state is `complete` when `replicas` pods of the release are ready and no
-    pod of another release is left serving, `failed` when a pod of the release
+    pod of another release is left, not even one terminating (it may still be
+    in the Service's endpoints on some node, and answer with its version until
+    it exits), `failed` when a pod of the release
     shows a failure no wait mends (reason, pod, restarts say which), and
     `progressing` otherwise.
     """
     current = [pod for pod in pods if _release(pod) == release and not _terminating(pod)]
-    others = [pod for pod in pods if _release(pod) != release and not _terminating(pod)]
+    others = [pod for pod in pods if _release(pod) != release]
     ready = [pod for pod in current if _ready(pod)]
     state = {
         'state': 'progressing', 'reason': '', 'pod': '', 'restarts': 0,
@@ -108,3 +110,18 @@ def bake_verdict(metrics_texts: list[str], max_error_ratio: float) -> dict:
         errors += pod_errors
     ratio = errors / total if total else 0.0
     return {'requests': int(total), 'errors': int(errors), 'ratio': round(ratio, 4), 'passed': ratio <= float(max_error_ratio)}
+
+
+def release_template(replicasets: list[dict], release: str) -> dict:
+    """The pod template of `release` from the Deployment's ReplicaSets, as the Deployment should hold it again.
+
+    The ReplicaSet controller's own pod-template-hash label is left out: the
+    Deployment controller adds it to the ReplicaSet it finds or makes.
+    """
+    for replicaset in replicasets:
+        template = (replicaset.get('spec') or {}).get('template') or {}
+        labels = dict((template.get('metadata') or {}).get('labels') or {})
+        if labels.get(RELEASE_LABEL) == release:
+            labels.pop('pod-template-hash', None)
+            return {**template, 'metadata': {**template['metadata'], 'labels': labels}}
+    return {}

@@ -20,6 +20,8 @@ BIN = Path(sys.executable).parent
 
 VALID_VENV = {"venv_systemd_version": "1.0.0"}
 VALID_DOCKER = {"docker_agent_version": "1.0.0"}
+# A kubeconfig that points nowhere: validation must refuse before any API call.
+VALID_K8S = {"k8s_agent_version": "1.0.0", "k8s_agent_kubeconfig": "/nonexistent"}
 
 
 def run_role(role: str, variables: dict, tmp_path: Path) -> subprocess.CompletedProcess[str]:
@@ -66,6 +68,20 @@ def run_role(role: str, variables: dict, tmp_path: Path) -> subprocess.Completed
     ("docker_agent", {}, "docker_agent_version"),
     ("docker_agent", {**VALID_DOCKER, "docker_agent_request_timeout": 90}, "docker_agent_drain_timeout (60 s"),
     ("docker_agent", {**VALID_DOCKER, "docker_agent_provider_outage": "rollback"}, "docker_agent_provider_outage"),
+    ("k8s_agent", {**VALID_K8S, "k8s_agent_namespace": "Agents_1"}, "k8s_agent_namespace must be a DNS-1123 label"),
+    ("k8s_agent", {**VALID_K8S, "k8s_agent_name": "-agent"}, "k8s_agent_name must be a DNS-1123 label"),
+    ("k8s_agent", {**VALID_K8S, "k8s_agent_replicas": 0}, "k8s_agent_replicas must be at least 1"),
+    ("k8s_agent", {**VALID_K8S, "k8s_agent_max_surge": 0, "k8s_agent_max_unavailable": "0%"},
+     "k8s_agent_max_surge and k8s_agent_max_unavailable are both 0"),
+    ("k8s_agent", {**VALID_K8S, "k8s_agent_max_surge": "lots"}, "k8s_agent_max_surge must be a number of pods"),
+    ("k8s_agent", {**VALID_K8S, "k8s_agent_resources": {"requests": {"cpu": "lots", "memory": "64Mi"}}},
+     "k8s_agent_resources.requests.cpu is not a Kubernetes quantity"),
+    ("k8s_agent", {**VALID_K8S, "k8s_agent_resources": {"limits": {"memory": "1 GB"}}},
+     "k8s_agent_resources.limits.memory is not a Kubernetes quantity"),
+    ("k8s_agent", {**VALID_K8S, "k8s_agent_provider": "deepseek"}, "k8s_agent_provider deepseek needs a key"),
+    ("k8s_agent", {**VALID_K8S, "k8s_agent_env": {"AGENT_PORT": "9000"}}, "k8s_agent_env may not set AGENT_PORT"),
+    ("k8s_agent", {**VALID_K8S, "k8s_agent_version": "1.0/../x"}, "k8s_agent_version must start"),
+    ("k8s_agent", {**VALID_K8S, "k8s_agent_image_pull_policy": "Sometimes"}, "k8s_agent_image_pull_policy"),
     ("monitoring", {"monitoring_alertmanager_port": 99999}, "monitoring_alertmanager_port"),
     ("monitoring", {"monitoring_scrape_interval": "15 seconds"}, "monitoring_scrape_interval"),
     ("monitoring", {"monitoring_scrape_interval": "5s", "monitoring_scrape_timeout": "10s"}, "monitoring_scrape_timeout"),
@@ -97,6 +113,8 @@ def test_bad_input_fails_naming_the_variable(role: str, variables: dict, named: 
     ("docker_agent", VALID_DOCKER),
     ("docker_agent", {**VALID_DOCKER, "docker_agent_provider_outage": "fail"}),
     ("docker_agent", {**VALID_DOCKER, "docker_agent_provider": "deepseek", "docker_agent_api_key": "k"}),
+    ("k8s_agent", VALID_K8S),
+    ("k8s_agent", {**VALID_K8S, "k8s_agent_max_surge": "25%", "k8s_agent_resources": {"requests": {"cpu": "0.5", "memory": "1.5Gi"}}}),
     ("monitoring", {"monitoring_alertmanager_receivers": [
         {"name": "oncall", "type": "pagerduty", "routing_key": "k", "severities": ["critical"]}]}),
 ])

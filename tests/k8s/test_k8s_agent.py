@@ -77,14 +77,20 @@ def ledger() -> dict[str, str]:
 
 
 def serving() -> dict:
-    """What the Service answers on /ready, and the temperature in the pods' settings, asked from inside a pod."""
-    pods = kubectl("get", "pods", "-l", "app.kubernetes.io/instance=smart-agent", "--field-selector=status.phase=Running",
-                   "-o", "jsonpath={.items[*].metadata.name}").split()
+    """What the Service answers on /ready, and the temperature in the pods' settings, asked from inside a pod.
+
+    From a pod of the release the Deployment holds, ready and not on its way out.
+    """
+    release = get("deployment")["spec"]["template"]["metadata"]["labels"]["agentops.deploy/release"]
+    pods = json.loads(kubectl("get", "pods", "-l", f"agentops.deploy/release={release}", "-o", "json"))["items"]
+    ready = [p["metadata"]["name"] for p in pods if not p["metadata"].get("deletionTimestamp")
+             and any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", []))]
+    assert ready, f"no ready pod of {release}"
     service = get("service")["spec"]
     script = ("import json, os, urllib.request as r; a = json.load(r.urlopen('http://%s:%s/ready', timeout=5)); "
               "a['temperature'] = os.environ.get('AGENT_TEMPERATURE'); print(json.dumps(a))"
               % (service["clusterIP"], service["ports"][0]["port"]))
-    return json.loads(kubectl("exec", pods[0], "-c", "agent", "--", "python", "-c", script))
+    return json.loads(kubectl("exec", ready[0], "-c", "agent", "--", "python", "-c", script))
 
 
 @pytest.fixture(scope="module")
@@ -138,8 +144,8 @@ def test_a_config_only_change_rolls_out_like_code(images: list[str]) -> None:
     # An image nobody can pull: failed at once, not after the progress deadline.
     ("9.9.9", {}, r"(ErrImagePull|ImagePullBackOff)"),
 ])
-def test_a_failing_release_is_undone_and_the_previous_one_serves(images: list[str], version: str, settings: dict,
-                                                                reason: str) -> None:
+def test_a_failing_release_is_undone_and_the_previous_one_serves(
+        images: list[str], version: str, settings: dict, reason: str) -> None:
     before = ledger()
     started = time.monotonic()
     result = deploy(version, **settings)
@@ -166,20 +172,41 @@ def test_a_first_release_that_fails_leaves_nothing_serving(images: list[str]) ->
     assert get("deployment", namespace="agents-first")["spec"]["replicas"] == 0
 
 
-@pytest.mark.parametrize("settings, named", [
-    ({"k8s_agent_namespace": "Agents_1"}, "k8s_agent_namespace must be a DNS-1123 label"),
-    ({"k8s_agent_name": "-agent"}, "k8s_agent_name must be a DNS-1123 label"),
-    ({"k8s_agent_replicas": 0}, "k8s_agent_replicas must be at least 1"),
-    ({"k8s_agent_max_surge": 0, "k8s_agent_max_unavailable": "0%"}, "are both 0"),
-    ({"k8s_agent_resources": {"requests": {"cpu": "lots", "memory": "64Mi"}}}, "k8s_agent_resources.requests.cpu is not a Kubernetes quantity"),
-    ({"k8s_agent_resources": {"limits": {"memory": "1 GB"}}}, "k8s_agent_resources.limits.memory is not a Kubernetes quantity"),
-])
-def test_bad_input_is_refused_before_any_api_call(settings: dict, named: str) -> None:
-    # No cluster needed: a kubeconfig that points nowhere proves nothing was called.
-    extra = {**SETTINGS, "k8s_agent_version": "1.0.0", "k8s_agent_kubeconfig": "/nonexistent", **settings}
-    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}
-    result = subprocess.run([str(ROOT / ".venv" / "bin" / "ansible-playbook"), str(ROOT / "tests" / "k8s" / "playbooks" / "deploy.yml"),
-                             "-e", json.dumps(extra)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
-    message = failure(result)
-    assert named in message, message
-    assert "Check the names, counts and quantities" in result.stdout
+def playbook(name: str, inventory: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_FORCE_COLOR": "0"}
+    return subprocess.run([*node_exec(), str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", str(inventory),
+                           str(ROOT / "playbooks" / name), *args],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False)
+
+
+def test_the_playbooks_check_roll_back_and_deploy_the_deployment(images: list[str], tmp_path: Path) -> None:
+    """health.yml, rollback.yml and deploy.yml drive the method from an inventory host, like any other."""
+    host = {"ansible_connection": "local", "ansible_python_interpreter": str(ROOT / ".venv" / "bin" / "python"),
+            "ansible_become": False, "agent_deploy_method": "k8s_agent", "agent_bake_seconds": 2, "agent_health_deadline": 40,
+            "k8s_agent_kubeconfig": str(kubeconfig()),
+            **{key: value for key, value in SETTINGS.items() if key.startswith("k8s_agent_")
+               and key not in ("k8s_agent_bake_seconds", "k8s_agent_health_deadline")}}
+    inventory = tmp_path / "inventory.json"
+    inventory.write_text(json.dumps({"all": {"children": {"agents": {"hosts": {"cluster-1": host}}}}}))
+    history = json.loads(ledger()["healthy-history"])
+    assert [entry["version"] for entry in history] == ["1.0.0", "1.1.0"]
+
+    healthy = playbook("health.yml", inventory)
+    assert healthy.returncode == 0 and "All 1 agents are healthy" in healthy.stdout, healthy.stdout[-3000:]
+    assert re.search(r"cluster-1\s+k8s_agent\s+1\.1\.0\s+healthy", healthy.stdout), healthy.stdout[-3000:]
+
+    # A release nobody kept is refused before anything changes, naming what is kept.
+    refused = playbook("rollback.yml", inventory, "-e", "agent_rollback_to=7.7.7")
+    assert refused.returncode != 0 and "Nothing was rolled back" in refused.stdout, refused.stdout[-3000:]
+    assert "no kept release that passed its checks is 7.7.7" in refused.stdout
+    assert serving()["version"] == "1.1.0"
+
+    rolled = playbook("rollback.yml", inventory)
+    assert rolled.returncode == 0, rolled.stdout[-4000:]
+    assert serving()["version"] == "1.0.0" and ledger()["healthy-version"] == "1.0.0"
+
+    deployed = playbook("deploy.yml", inventory, "-e", "agent_version=1.1.0")
+    assert deployed.returncode == 0, deployed.stdout[-4000:]
+    assert serving()["version"] == "1.1.0"
+    again = playbook("deploy.yml", inventory, "-e", "agent_version=1.1.0")
+    assert again.returncode == 0 and re.search(r"cluster-1\s*:\s*ok=\d+\s+changed=0\b", again.stdout), again.stdout[-4000:]

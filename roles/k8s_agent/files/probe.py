@@ -2,6 +2,7 @@
 
   probe.py smoke <base url> <timeout> <input>   GET /ready, then POST /api/agent with the input
   probe.py metrics <base url> <timeout>         GET /metrics
+  probe.py ready <base url> <timeout>           GET /ready
 
 Prints one JSON object; HTTP errors are answers, not exceptions, so the
 controller judges them and quotes them.
@@ -28,6 +29,8 @@ def main(mode, base, timeout, *rest):
     timeout = float(timeout)
     if mode == "metrics":
         return {"metrics": call(base + "/metrics", timeout)}
+    if mode == "ready":
+        return {"ready": call(base + "/ready", timeout)}
     answers = {"ready": call(base + "/ready", timeout)}
     answers["smoke"] = call(base + "/api/agent", timeout, {"input": rest[0]})
     return answers

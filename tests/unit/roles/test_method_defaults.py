@@ -46,4 +46,11 @@ def test_every_spec_name_is_mapped_or_playbook_only() -> None:
         unmapped = set(SETTINGS["agent_settings_spec"]) - set(mapping) - playbook_only
         if method == "docker_agent":
             unmapped -= {"agent_user", "agent_group"}  # a numeric uid/gid in the container
+        if method == "k8s_agent":
+            # A host's deploy lock, trial and start grace are the cluster's rollout and probes there; a numeric
+            # user in the pod; the provider-outage pause and the 5xx streak are not built for it yet
+            # (docs/kubernetes.md).
+            unmapped -= {"agent_user", "agent_group", "agent_deploy_lock_wait", "agent_deploy_lock_lease",
+                         "agent_deploy_lock_break", "agent_trial", "agent_trial_port", "agent_start_grace",
+                         "agent_provider_outage", "agent_provider_outage_wait", "agent_max_server_errors"}
         assert not unmapped, f"{method} does not map {sorted(unmapped)}"
