@@ -58,15 +58,15 @@ def _container_problem(pod: dict) -> tuple[str, int] | None:
 def rollout_state(pods: list[dict], release: str, replicas: int) -> dict:
     """Where the rollout of `release` stands, from the Deployment's pods.
 
-    state is `complete` when `replicas` pods of the release are ready and no
-    pod of another release is left, not even one terminating (it may still be
-    in the Service's endpoints on some node, and answer with its version until
-    it exits), `failed` when a pod of the release
+    state is `complete` when `replicas` pods of the release are ready and every
+    pod of another release is gone or terminating (endpoints drop a pod when
+    its deletion starts; it may finish its requests for as long as its grace
+    period lasts), `failed` when a pod of the release
     shows a failure no wait mends (reason, pod, restarts say which), and
     `progressing` otherwise.
     """
     current = [pod for pod in pods if _release(pod) == release and not _terminating(pod)]
-    others = [pod for pod in pods if _release(pod) != release]
+    others = [pod for pod in pods if _release(pod) != release and not _terminating(pod)]
     ready = [pod for pod in current if _ready(pod)]
     state = {
         'state': 'progressing', 'reason': '', 'pod': '', 'restarts': 0,
@@ -80,10 +80,12 @@ def rollout_state(pods: list[dict], release: str, replicas: int) -> dict:
             return state
     if len(ready) >= int(replicas) and not others:
         state['state'] = 'complete'
-    elif current:
+    elif len(ready) < int(replicas) and current:
         waiting = sorted(current, key=lambda p: (_ready(p), p['metadata']['name']))[0]
         state['pod'] = waiting['metadata']['name']
         state['reason'] = _not_ready_reason(waiting)
+    elif others:
+        state['reason'] = f"{len(others)} pod(s) of the previous release still serving"
     return state
 
 

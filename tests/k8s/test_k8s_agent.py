@@ -87,7 +87,13 @@ def serving() -> dict:
              and any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", []))]
     assert ready, f"no ready pod of {release}"
     service = get("service")["spec"]
-    script = ("import json, os, urllib.request as r; a = json.load(r.urlopen('http://%s:%s/ready', timeout=5)); "
+    # A node's proxy rules may send a request to a pod on its way out for a moment: ask until one is answered.
+    script = ("import json, os, time, urllib.request as r\n"
+              "for attempt in range(10):\n"
+              "    try:\n"
+              "        a = json.load(r.urlopen('http://%s:%s/ready', timeout=5)); break\n"
+              "    except OSError:\n"
+              "        time.sleep(0.5)\n"
               "a['temperature'] = os.environ.get('AGENT_TEMPERATURE'); print(json.dumps(a))"
               % (service["clusterIP"], service["ports"][0]["port"]))
     return json.loads(kubectl("exec", ready[0], "-c", "agent", "--", "python", "-c", script))

@@ -1,14 +1,17 @@
 """Run inside a pod of the agent (python -c): no network path to the pods is assumed from the controller.
 
-  probe.py smoke <base url> <timeout> <input>   GET /ready, then POST /api/agent with the input
+  probe.py smoke <base url> <timeout> <version> <input>
+      GET /ready until it answers with the version, then POST /api/agent
   probe.py metrics <base url> <timeout>         GET /metrics
-  probe.py ready <base url> <timeout>           GET /ready
+  probe.py ready <base url> <timeout>           GET /ready until it answers
 
-Prints one JSON object; HTTP errors are answers, not exceptions, so the
-controller judges them and quotes them.
+Prints one JSON object; each answer has its status (0: no connection), body
+and json (the body parsed, or null). HTTP errors are answers, not exceptions,
+so the controller judges them and quotes them.
 """
 import json
 import sys
+import time
 import urllib.error
 import urllib.request
 
@@ -18,11 +21,30 @@ def call(url, timeout, body=None):
     request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as answer:
-            return {"status": answer.status, "body": answer.read().decode(errors="replace")}
+            status, text = answer.status, answer.read().decode(errors="replace")
     except urllib.error.HTTPError as error:
-        return {"status": error.code, "body": error.read().decode(errors="replace")}
+        status, text = error.code, error.read().decode(errors="replace")
     except OSError as error:
-        return {"status": 0, "body": str(error)}
+        status, text = 0, str(error)
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        parsed = None
+    return {"status": status, "body": text, "json": parsed if isinstance(parsed, dict) else None}
+
+
+def ready_answer(base, timeout, version=None):
+    """GET /ready until it answers (with the version, when one is given) or the timeout passes.
+
+    A node's proxy rules may send a request to a pod on its way out for a moment.
+    """
+    until = time.monotonic() + timeout
+    while True:
+        ready = call(base + "/ready", timeout)
+        answered = (ready["json"] or {}).get("version")
+        if (ready["status"] and (version is None or answered == version)) or time.monotonic() > until:
+            return ready
+        time.sleep(0.5)
 
 
 def main(mode, base, timeout, *rest):
@@ -30,10 +52,9 @@ def main(mode, base, timeout, *rest):
     if mode == "metrics":
         return {"metrics": call(base + "/metrics", timeout)}
     if mode == "ready":
-        return {"ready": call(base + "/ready", timeout)}
-    answers = {"ready": call(base + "/ready", timeout)}
-    answers["smoke"] = call(base + "/api/agent", timeout, {"input": rest[0]})
-    return answers
+        return {"ready": ready_answer(base, timeout)}
+    version, text = rest
+    return {"ready": ready_answer(base, timeout, version), "smoke": call(base + "/api/agent", timeout, {"input": text})}
 
 
 print(json.dumps(main(*sys.argv[1:])))

@@ -28,8 +28,10 @@ def pod(name: str, release: str, ready: bool = True, restarts: int = 0, waiting:
 def test_complete_when_every_pod_of_the_release_is_ready_and_no_other_release_is_left() -> None:
     state = rollout_state([pod("a", NEW), pod("b", NEW)], NEW, 2)
     assert state["state"] == "complete" and state["ready_pods"] == ["a", "b"]
-    # A terminating pod of the old release may still answer through the Service (its preStop pause): not yet.
-    assert rollout_state([pod("a", NEW), pod("b", NEW), pod("c", OLD, deleting=True)], NEW, 2)["state"] == "progressing"
+    # A terminating pod of the old release is out of the Service's endpoints; it only finishes its requests.
+    assert rollout_state([pod("a", NEW), pod("b", NEW), pod("c", OLD, deleting=True)], NEW, 2)["state"] == "complete"
+    serving_old = rollout_state([pod("a", NEW), pod("b", NEW), pod("c", OLD)], NEW, 2)
+    assert serving_old["reason"] == "1 pod(s) of the previous release still serving"
     # A terminating pod of the release itself (a replaced one) does not count toward it.
     assert rollout_state([pod("a", NEW), pod("b", NEW, deleting=True)], NEW, 2)["ready"] == 1
 
