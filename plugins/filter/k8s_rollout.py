@@ -49,7 +49,7 @@ _value:
   description:
     - C(state) (C(complete), C(failed) or C(progressing)), C(reason) (the failure, or why the slowest pod is not ready),
       C(pod), C(restarts), C(ready), C(desired), C(pods) and C(ready_pods) (the release's pod names), C(others) (pods of
-      other releases still serving: not terminating).
+      other releases still serving, that is not terminating).
   type: dict
 """
 
