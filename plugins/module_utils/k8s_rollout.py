@@ -45,13 +45,14 @@ def _container_problem(pod: dict) -> tuple[str, int] | None:
         restarts = int(status.get('restartCount') or 0)
         state = status.get('state') or {}
         waiting = state.get('waiting') or {}
-        if waiting.get('reason') in FATAL_WAITING:
-            message = (waiting.get('message') or '').strip()
-            return (f"{waiting['reason']}: {message}" if message else waiting['reason']), restarts
+        # How the container ended says more than the back-off that follows (CrashLoopBackOff).
         terminated = state.get('terminated') or (status.get('lastState') or {}).get('terminated')
         if terminated and (restarts > 0 or state.get('terminated')):
             reason = terminated.get('reason') or 'Terminated'
             return f"the container exited ({reason}, exit code {terminated.get('exitCode', '?')})", restarts
+        if waiting.get('reason') in FATAL_WAITING:
+            message = (waiting.get('message') or '').strip()
+            return (f"{waiting['reason']}: {message}" if message else waiting['reason']), restarts
     return None
 
 

@@ -56,6 +56,9 @@ def test_a_container_that_exited_and_restarted_fails_with_its_exit_code() -> Non
     state = rollout_state([crashed, pod("c", OLD)], NEW, 2)
     assert state["state"] == "failed" and state["restarts"] == 1
     assert state["reason"] == "the container exited (Error, exit code 1)"
+    # Backing off after the crash: still the exit, not the back-off, leads.
+    backing_off = pod("a", NEW, ready=False, restarts=2, waiting="CrashLoopBackOff", terminated={"reason": "Error", "exitCode": 3})
+    assert rollout_state([backing_off], NEW, 1)["reason"] == "the container exited (Error, exit code 3)"
 
 
 def test_waiting_to_start_or_to_be_scheduled_is_progress_not_failure() -> None:
