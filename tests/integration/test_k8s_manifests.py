@@ -84,3 +84,16 @@ def test_a_config_change_is_a_new_configmap_and_a_new_release(tmp_path: Path, ma
     releases = [{m["kind"]: m for m in ms}["Deployment"]["spec"]["template"]["metadata"]["labels"]["agentops.deploy/release"]
                 for ms in (manifests, changed)]
     assert releases[0] != releases[1]
+
+
+def test_a_cluster_that_cannot_be_reached_fails_before_any_rollout_and_says_so(tmp_path: Path) -> None:
+    """The first API call fails (a kubeconfig that points nowhere): the run says nothing was rolled out."""
+    extra = tmp_path / "vars.json"
+    extra.write_text(json.dumps({"k8s_agent_version": "1.0.0", "k8s_agent_kubeconfig": str(tmp_path / "missing.kubeconfig")}))
+    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+    result = subprocess.run([str(BIN / "ansible-playbook"), "-e", f"@{extra}", str(REPO_ROOT / "tests" / "k8s" / "playbooks" / "deploy.yml")],
+                            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+    output = " ".join(result.stdout.split())
+    assert result.returncode != 0
+    assert "Deploying version 1.0.0 to agents/smart-agent failed before the rollout" in output, output[-3000:]
+    assert "Nothing was rolled out; the running release keeps serving." in output
