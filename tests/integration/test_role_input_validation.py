@@ -22,6 +22,8 @@ VALID_VENV = {"venv_systemd_version": "1.0.0"}
 VALID_DOCKER = {"docker_agent_version": "1.0.0"}
 # A kubeconfig that points nowhere: validation must refuse before any API call.
 VALID_K8S = {"k8s_agent_version": "1.0.0", "k8s_agent_kubeconfig": "/nonexistent"}
+# An endpoint that answers nothing: validation must refuse before any AWS call.
+VALID_LAMBDA = {"lambda_agent_version": "1.0.0", "lambda_agent_region": "eu-west-1", "lambda_agent_endpoint_url": "http://127.0.0.1:9"}
 
 
 def run_role(role: str, variables: dict, tmp_path: Path) -> subprocess.CompletedProcess[str]:
@@ -82,6 +84,19 @@ def run_role(role: str, variables: dict, tmp_path: Path) -> subprocess.Completed
     ("k8s_agent", {**VALID_K8S, "k8s_agent_env": {"AGENT_PORT": "9000"}}, "k8s_agent_env may not set AGENT_PORT"),
     ("k8s_agent", {**VALID_K8S, "k8s_agent_version": "1.0/../x"}, "k8s_agent_version must start"),
     ("k8s_agent", {**VALID_K8S, "k8s_agent_image_pull_policy": "Sometimes"}, "k8s_agent_image_pull_policy"),
+    ("lambda_agent", {**VALID_LAMBDA, "lambda_agent_function_name": "smart agent!"}, "lambda_agent_function_name must be 1 to 64"),
+    ("lambda_agent", {**VALID_LAMBDA, "lambda_agent_function_name": "a" * 65}, "lambda_agent_function_name must be 1 to 64"),
+    ("lambda_agent", {**VALID_LAMBDA, "lambda_agent_memory_size": 64}, "lambda_agent_memory_size must be from 128 to 10240 MB, is 64"),
+    ("lambda_agent", {**VALID_LAMBDA, "lambda_agent_memory_size": 10241}, "lambda_agent_memory_size must be from 128 to 10240"),
+    ("lambda_agent", {**VALID_LAMBDA, "lambda_agent_timeout": 901}, "lambda_agent_timeout must be from 1 to 900 seconds, is 901"),
+    ("lambda_agent", {**VALID_LAMBDA, "lambda_agent_timeout": 20}, "lambda_agent_request_timeout (30 s) must be below lambda_agent_timeout"),
+    ("lambda_agent", {**VALID_LAMBDA, "lambda_agent_region": "us-middle-1"}, "lambda_agent_region must be a region Lambda runs in"),
+    ("lambda_agent", {**VALID_LAMBDA, "lambda_agent_region": ""}, "lambda_agent_region must be a region Lambda runs in"),
+    ("lambda_agent", {**VALID_LAMBDA, "lambda_agent_runtime": "python3.11"}, "lambda_agent_runtime must be one of python3.12, python3.13"),
+    ("lambda_agent", {**VALID_LAMBDA, "lambda_agent_provider": "deepseek"}, "lambda_agent_provider deepseek needs a key"),
+    ("lambda_agent", {**VALID_LAMBDA, "lambda_agent_env": {"AGENT_API_KEY_SECRET_ID": "x"}},
+     "lambda_agent_env may not set AGENT_API_KEY_SECRET_ID"),
+    ("lambda_agent", {**VALID_LAMBDA, "lambda_agent_version": "1.0/../x"}, "lambda_agent_version must start"),
     ("monitoring", {"monitoring_alertmanager_port": 99999}, "monitoring_alertmanager_port"),
     ("monitoring", {"monitoring_scrape_interval": "15 seconds"}, "monitoring_scrape_interval"),
     ("monitoring", {"monitoring_scrape_interval": "5s", "monitoring_scrape_timeout": "10s"}, "monitoring_scrape_timeout"),
@@ -114,6 +129,9 @@ def test_bad_input_fails_naming_the_variable(role: str, variables: dict, named: 
     ("docker_agent", {**VALID_DOCKER, "docker_agent_provider_outage": "fail"}),
     ("docker_agent", {**VALID_DOCKER, "docker_agent_provider": "deepseek", "docker_agent_api_key": "k"}),
     ("k8s_agent", VALID_K8S),
+    ("lambda_agent", VALID_LAMBDA),
+    ("lambda_agent", {**VALID_LAMBDA, "lambda_agent_provider": "openai", "lambda_agent_api_key_secret_id": "agents/key",
+                      "lambda_agent_memory_size": 10240, "lambda_agent_timeout": 900, "lambda_agent_architecture": "arm64"}),
     ("k8s_agent", {**VALID_K8S, "k8s_agent_max_surge": "25%", "k8s_agent_resources": {"requests": {"cpu": "0.5", "memory": "1.5Gi"}}}),
     ("monitoring", {"monitoring_alertmanager_receivers": [
         {"name": "oncall", "type": "pagerduty", "routing_key": "k", "severities": ["critical"]}]}),
