@@ -19,7 +19,7 @@ export MOLECULE_WORKERS ?= 2
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help setup venv agent-venv link engine image promtool e2e agent-base lab lab-down lab-k8s lab-k8s-down test lint sanity unit unit-plugins unit-agent integration k8s molecule bench lock ee-context clean
+.PHONY: help setup venv agent-venv link engine image promtool e2e agent-base lab lab-down lab-k8s lab-k8s-down test lint sanity unit unit-plugins unit-agent integration k8s lambda molecule bench lock ee-context clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -125,7 +125,7 @@ e2e: setup agent-base ## The playbooks end to end on a fresh lab (removes the la
 # the default); the table of wall times ends the output, passed or not, and
 # stays in $(CACHE)/test-times.txt.
 export AGENTOPS_TEST_TIMES := $(CURDIR)/$(CACHE)/test-times.tsv
-test: ## Lint, sanity, unit, integration, Kubernetes node, Molecule and end-to-end tests (AGENTOPS_TEST_LANES=2: end to end beside the rest)
+test: ## Lint, sanity, unit, integration, Kubernetes node, Lambda (moto), Molecule and end-to-end tests (AGENTOPS_TEST_LANES=2: end to end beside the rest)
 	@rm -f $(AGENTOPS_TEST_TIMES)
 	@bash scripts/test-all.sh
 
@@ -168,6 +168,11 @@ integration: venv link ## Collection build and install, role input validation (n
 # built once from Debian's source package and cached, scripts/k8s-binaries.sh).
 k8s: setup ## The Kubernetes node the Kubernetes method is tested on, started, used and stopped
 	$(BIN)/python -m pytest -q -s tests/k8s
+
+# AWS Lambda as moto server plays it, the functions run in Docker in a Lambda
+# runtime image built locally (scripts/lambda-runtime-image.sh, cached).
+lambda: setup ## The Lambda method against moto server, its functions really run
+	$(BIN)/python -m pytest -q -s tests/lambda
 
 molecule: setup ## Every Molecule scenario (or SCENARIOS="a b"), MOLECULE_WORKERS at a time
 	bash scripts/molecule-all.sh $(SCENARIOS)

@@ -2,8 +2,12 @@
 # `make test`: every layer, timed, one after the other, stopping at the first
 # that fails; the table of wall times ends the output, passed or not.
 #
+# The Lambda layer runs beside the Kubernetes one: the cluster's tests wait
+# on pods most of their time, and moto's functions are short containers
+# (its output in $CACHE/lambda.log, printed when both end).
+#
 # AGENTOPS_TEST_LANES=2 runs two lanes side by side instead:
-#   lane 1: lint, sanity, unit, integration, k8s, Molecule (it stops at its first
+#   lane 1: lint, sanity, unit, integration, k8s (and lambda), Molecule (it stops at its first
 #           failure)
 #   lane 2: the end-to-end layer (builds its own lab, runs tests/e2e, removes
 #           the lab), its output in $CACHE/e2e.log, printed when both end
@@ -20,6 +24,19 @@ mkdir -p "$cache"
 
 layer() { bash scripts/test-times.sh time layer "$1" make --no-print-directory "$1"; }
 
+# The k8s layer with the lambda layer beside it; fails when either did.
+k8s_and_lambda() {
+  local lambda_log=$cache/lambda.log lambda_pid k8s=0 lambda=0
+  layer lambda >"$lambda_log" 2>&1 &
+  lambda_pid=$!
+  layer k8s || k8s=$?
+  wait "$lambda_pid" || lambda=$?
+  echo "---- the Lambda layer, run beside the Kubernetes one ($lambda_log) ----"
+  cat "$lambda_log"
+  echo "---- end of the Lambda layer ----"
+  [ "$k8s" = 0 ] && [ "$lambda" = 0 ]
+}
+
 start=$(date +%s)
 outcome=FAILED
 report() {
@@ -31,7 +48,11 @@ trap report EXIT
 layer setup
 
 if [ "${AGENTOPS_TEST_LANES:-1}" != 2 ]; then
-  for name in lint sanity unit integration k8s molecule e2e; do
+  for name in lint sanity unit integration; do
+    layer "$name"
+  done
+  k8s_and_lambda
+  for name in molecule e2e; do
     layer "$name"
   done
   outcome=passed
@@ -47,8 +68,8 @@ layer e2e >"$e2e_log" 2>&1 &
 e2e_pid=$!
 
 lane1=passed
-for name in lint sanity unit integration k8s molecule; do
-  if ! layer "$name"; then
+for name in lint sanity unit integration k8s_and_lambda molecule; do
+  if ! { if [ "$name" = k8s_and_lambda ]; then k8s_and_lambda; else layer "$name"; fi; }; then
     lane1="FAILED at $name"
     echo "make test: $name failed; waiting for the end-to-end layer to finish and remove its lab"
     break

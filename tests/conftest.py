@@ -1,4 +1,4 @@
-"""Each end-to-end and Kubernetes test's wall time, for the table that ends `make test` (scripts/test-times.sh).
+"""Each end-to-end, Kubernetes and Lambda test's wall time, for the table that ends `make test` (scripts/test-times.sh).
 
 Only those layers: their tests take minutes each, and a slow one should show.
 """
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-TIMED_LAYERS = ("e2e", "k8s")
+TIMED_LAYERS = ("e2e", "k8s", "lambda")
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

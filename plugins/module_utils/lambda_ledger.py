@@ -25,8 +25,8 @@ def parse_healthy(value: str) -> list[dict]:
     """[{'version', 'app_version'}] from a healthy tag's value, oldest first; malformed entries are skipped."""
     entries = []
     for item in (value or '').split():
-        version, _, app_version = item.partition('=')
-        if version.isdigit() and app_version:
+        version, separator, app_version = item.partition('=')
+        if separator and version.isdigit() and app_version:
             entries.append({'version': version, 'app_version': app_version})
     return entries
 

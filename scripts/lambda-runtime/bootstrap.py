@@ -74,7 +74,7 @@ def main() -> int:
     os.dup2(2, 1)
 
     try:
-        module_name, _, func_name = handler_name.rpartition(".")
+        module_name, func_name = handler_name.rsplit(".", 1)
         handler = getattr(importlib.import_module(module_name), func_name)
         signal.signal(signal.SIGALRM, _timed_out)
         signal.alarm(timeout)

@@ -141,9 +141,10 @@ def test_a_config_only_change_rolls_out_like_code(images: list[str]) -> None:
 
 
 @pytest.mark.parametrize("version, settings, reason", [
-    # Crashes at import: failed as soon as the container exits, with its exception from the log.
+    # Crashes at import: failed as soon as the container exits, with its exception from the log. The
+    # restarts counted by then depend on how fast the verdict came (none on a busy machine).
     ("1.2.0-crash", {"k8s_agent_temperature": 0.9},
-     r"the container exited \(Error, exit code 1\) after \d+ restart\(s\): RuntimeError: side effect B crashes at import"),
+     r"the container exited \(Error, exit code 1\)( after \d+ restart\(s\))?: RuntimeError: side effect B crashes at import"),
     # Never ready: failed at the deadline, with the kubelet's probe message.
     ("1.2.0-notready", {"k8s_agent_health_deadline": 16}, r"not ready within 16 s.*Readiness probe failed"),
     # Ready, but its answers fail: the smoke request through the Service.

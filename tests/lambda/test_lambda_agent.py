@@ -14,6 +14,8 @@ What moto 5.2 cannot show, and how the tests meet it:
 """
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import re
@@ -106,7 +108,8 @@ def test_a_version_goes_live_only_after_it_answered_and_rolls_back_from_the_func
     assert KEY not in json.dumps(variables) and KEY not in first.stdout + first.stderr
     assert moto["client"]("secretsmanager").get_secret_value(SecretId=f"{FUNCTION}/api-key")["SecretString"] == KEY
     # What was uploaded is the zip built on the controller, byte for byte.
-    assert config["CodeSha256"] in first.stdout or config["CodeSha256"]
+    built = (tmp_path / "build" / f"{FUNCTION}.zip").read_bytes()
+    assert config["CodeSha256"] == base64.b64encode(hashlib.sha256(built).digest()).decode()
     assert tags(moto)["agentops.deploy/healthy"] == "1=1.0.0"
     assert re.search(r"fn-1\s+lambda_agent\s+1\.0\.0\s+healthy", first.stdout), first.stdout[-3000:]
 
@@ -114,8 +117,8 @@ def test_a_version_goes_live_only_after_it_answered_and_rolls_back_from_the_func
     assert again.returncode == 0 and changed(again) == 0, again.stdout[-5000:]
     assert len(lam.list_versions_by_function(FunctionName=FUNCTION)["Versions"]) == 2  # $LATEST and 1
 
-    # A settings change alone is a new release, so a new version.
-    second = deploy(moto, tmp_path, "1.1.0", agent_temperature=0.5)
+    # A settings change alone is a new release, so a new version; verified by GET /ready this time (no LLM call).
+    second = deploy(moto, tmp_path, "1.1.0", agent_temperature=0.5, agent_smoke_request=False)
     assert second.returncode == 0, second.stdout[-5000:]
     assert live(moto) == "2"
     assert lam.get_function_configuration(FunctionName=FUNCTION, Qualifier="2")["Environment"]["Variables"][

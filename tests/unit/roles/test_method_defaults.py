@@ -53,4 +53,13 @@ def test_every_spec_name_is_mapped_or_playbook_only() -> None:
             unmapped -= {"agent_user", "agent_group", "agent_deploy_lock_wait", "agent_deploy_lock_lease",
                          "agent_deploy_lock_break", "agent_trial", "agent_trial_port", "agent_start_grace",
                          "agent_provider_outage", "agent_provider_outage_wait", "agent_max_server_errors"}
+        if method == "lambda_agent":
+            # Lambda runs, scales and replaces the function's environments: no port, workers, user, drain, lock,
+            # trial or start grace; the verdict is one invocation of the version, so no health deadline, bake
+            # or 5xx streak (a weighted alias with a bake is not built: docs/lambda.md).
+            unmapped -= {"agent_port", "agent_workers", "agent_user", "agent_group", "agent_drain_timeout",
+                         "agent_deploy_lock_wait", "agent_deploy_lock_lease", "agent_deploy_lock_break", "agent_trial",
+                         "agent_trial_port", "agent_start_grace", "agent_health_deadline", "agent_bake_seconds",
+                         "agent_max_error_ratio", "agent_max_server_errors", "agent_provider_outage",
+                         "agent_provider_outage_wait"}
         assert not unmapped, f"{method} does not map {sorted(unmapped)}"

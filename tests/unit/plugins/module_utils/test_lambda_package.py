@@ -233,8 +233,7 @@ def test_a_wheelhouse_holding_something_else_is_refused(tmp_path: Path) -> None:
         build(app, tar, tmp_path / 'agent.zip')
 
 
-
-def test_release_id_follows_the_code_and_the_release_config(tmp_path):
+def test_release_id_follows_the_code_and_the_release_config(tmp_path: Path) -> None:
     source, house = inputs(tmp_path / 'one')
     first = lp.build(str(source), str(house), str(tmp_path / 'a.zip'), release_config={'memory': 1024})
     same = lp.build(str(source), str(house), str(tmp_path / 'b.zip'), release_config={'memory': 1024})
