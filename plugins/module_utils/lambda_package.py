@@ -27,6 +27,8 @@ import tempfile
 import zipfile
 import zlib
 
+from ansible_collections.agentops.deploy.plugins.module_utils import wheelhouse
+
 # AWS Lambda's quotas for a .zip deployment package: what a direct upload
 # (CreateFunction / UpdateFunctionCode with ZipFile) accepts, and what the
 # function's code may take once unzipped, layers included, however uploaded.
@@ -59,11 +61,8 @@ def code_sha256(digest: bytes) -> str:
 
 
 def sha256_file(path: str) -> bytes:
-    digest = hashlib.sha256()
-    with open(path, 'rb') as stream:
-        for block in iter(lambda: stream.read(1 << 20), b''):
-            digest.update(block)
-    return digest.digest()
+    """The raw sha256 digest of a file."""
+    return bytes.fromhex(wheelhouse.sha256_file(path))
 
 
 def skipped(name: str) -> bool:

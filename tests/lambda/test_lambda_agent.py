@@ -74,9 +74,9 @@ def playbook(name: str, hosts: Path, *args: str) -> subprocess.CompletedProcess[
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False)
 
 
-def deploy(moto: dict, tmp_path: Path, version: str, **settings: object) -> subprocess.CompletedProcess[str]:
+def deploy(moto: dict, tmp_path: Path, version: str, *args: str, **settings: object) -> subprocess.CompletedProcess[str]:
     hosts = inventory(moto, tmp_path, lambda_agent_source=str(source_of(version, tmp_path)), **settings)
-    return playbook("deploy.yml", hosts, "-e", f"agent_version={version}", "-e", "agent_rollout_force=true")
+    return playbook("deploy.yml", hosts, "-e", f"agent_version={version}", "-e", "agent_rollout_force=true", *args)
 
 
 def changed(result: subprocess.CompletedProcess[str]) -> int:
@@ -96,9 +96,14 @@ def tags(moto: dict) -> dict:
 
 def test_a_version_goes_live_only_after_it_answered_and_rolls_back_from_the_functions_ledger(
         moto: dict, tmp_path: Path) -> None:
+    lam = moto["client"]("lambda")
+    # Check mode creates nothing, on an account without the function.
+    dry = deploy(moto, tmp_path, "1.0.0", "--check")
+    assert dry.returncode == 0, dry.stdout[-5000:]
+    assert not lam.list_functions()["Functions"] and not moto["client"]("iam").list_roles()["Roles"]
+
     first = deploy(moto, tmp_path, "1.0.0")
     assert first.returncode == 0, first.stdout[-5000:]
-    lam = moto["client"]("lambda")
     assert live(moto) == "1"
     config = lam.get_function_configuration(FunctionName=FUNCTION, Qualifier="1")
     assert (config["Runtime"], config["MemorySize"], config["Handler"]) == ("python3.13", 512, "app.lambda_handler.handler")
@@ -116,6 +121,11 @@ def test_a_version_goes_live_only_after_it_answered_and_rolls_back_from_the_func
     again = deploy(moto, tmp_path, "1.0.0")
     assert again.returncode == 0 and changed(again) == 0, again.stdout[-5000:]
     assert len(lam.list_versions_by_function(FunctionName=FUNCTION)["Versions"]) == 2  # $LATEST and 1
+
+    # Check mode reports the new version without publishing it or moving the alias.
+    dry = deploy(moto, tmp_path, "1.1.0", "--check")
+    assert dry.returncode == 0 and changed(dry) > 0, dry.stdout[-5000:]
+    assert live(moto) == "1" and len(lam.list_versions_by_function(FunctionName=FUNCTION)["Versions"]) == 2
 
     # A settings change alone is a new release, so a new version; verified by GET /ready this time (no LLM call).
     second = deploy(moto, tmp_path, "1.1.0", agent_temperature=0.5, agent_smoke_request=False)
