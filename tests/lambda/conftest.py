@@ -38,9 +38,16 @@ def runtime_image() -> str:
     return built.stdout.strip()
 
 
-def _free_port() -> int:
+def _bridge_gateway() -> str:
+    """The address of Docker's default bridge on this machine: what a function's container reaches it at."""
+    found = subprocess.run(["docker", "network", "inspect", "bridge", "-f", "{{(index .IPAM.Config 0).Gateway}}"],
+                           capture_output=True, text=True, check=True)
+    return found.stdout.strip()
+
+
+def _free_port(address: str) -> int:
     with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
+        probe.bind((address, 0))
         return probe.getsockname()[1]
 
 
@@ -52,17 +59,19 @@ def _volumes() -> set[str]:
 @pytest.fixture
 def moto(runtime_image: str, tmp_path: Path) -> Iterator[dict]:
     """A fresh moto server; yields its endpoint and boto3 clients on it."""
-    port = _free_port()
+    # moto tells the function to call it back at host.docker.internal, the
+    # bridge's gateway: it listens there (not on every interface), and the
+    # controller's modules use that address too.
+    address = _bridge_gateway()
+    port = _free_port(address)
     volumes_before = _volumes()
     log = open(tmp_path / "moto.log", "w", encoding="utf-8")  # noqa: SIM115 - closed below
-    # 0.0.0.0: moto tells the function to call it back at host.docker.internal
-    # (the bridge's gateway); the controller's modules use 127.0.0.1.
     server = subprocess.Popen(  # noqa: S603
-        [str(ROOT / ".venv" / "bin" / "moto_server"), "-H", "0.0.0.0", "-p", str(port)],  # noqa: S104
+        [str(ROOT / ".venv" / "bin" / "moto_server"), "-H", address, "-p", str(port)],
         # AWS managed policies (AWSLambdaBasicExecutionRole) exist in moto only when loaded.
         env={**os.environ, **AWS_ENV, "MOTO_DOCKER_LAMBDA_IMAGE": runtime_image, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"},
         stdout=log, stderr=subprocess.STDOUT)
-    endpoint = f"http://127.0.0.1:{port}"
+    endpoint = f"http://{address}:{port}"
     try:
         deadline = time.monotonic() + 30
         while True:

@@ -148,30 +148,36 @@ def test_a_version_goes_live_only_after_it_answered_and_rolls_back_from_the_func
     health = playbook("health.yml", hosts)
     assert health.returncode == 0 and re.search(r"fn-1\s+lambda_agent\s+\S+\s+healthy", health.stdout), health.stdout[-3000:]
 
+    # site.yml runs no host role on the controller that stands for the function, and 1.0.0 serves already.
+    site = playbook("site.yml", hosts, "-e", "agent_version=1.0.0")
+    assert site.returncode == 0 and changed(site) == 0, site.stdout[-5000:]
+    assert live(moto) == "1"
+
 
 def test_versions_that_fail_never_take_the_alias(moto: dict, tmp_path: Path) -> None:
-    failed_first = deploy(moto, tmp_path, "1.2.0-smoke500")
-    assert failed_first.returncode != 0
-    assert "Nothing serves: the function has no healthy version yet" in failed_first.stdout, failed_first.stdout[-5000:]
-    assert "it answered 500 side_effect: side effect E fails every request" in failed_first.stdout
     lam = moto["client"]("lambda")
-    assert not lam.list_aliases(FunctionName=FUNCTION)["Aliases"]
-
     good = deploy(moto, tmp_path, "1.0.0")
-    assert good.returncode == 0 and live(moto) == "2", good.stdout[-5000:]
+    assert good.returncode == 0 and live(moto) == "1", good.stdout[-5000:]
+
+    smoke500 = deploy(moto, tmp_path, "1.2.0-smoke500")
+    assert smoke500.returncode != 0
+    assert "it answered 500 side_effect: side effect E fails every request" in smoke500.stdout, smoke500.stdout[-5000:]
+    assert "The alias live stays on version 1 (1.0.0), which serves." in smoke500.stdout
+    assert live(moto) == "1"
 
     crash = deploy(moto, tmp_path, "1.2.0-crash")
     assert crash.returncode != 0
-    assert "side effect B crashes at import" in crash.stdout, crash.stdout[-5000:]
-    assert "The alias live stays on version 2 (1.0.0), which serves." in crash.stdout
-    assert live(moto) == "2"
-    assert tags(moto) == {"agentops.deploy/healthy": "2=1.0.0", "agentops.deploy/failed": "3=1.2.0-crash"}
+    assert "the function failed (RuntimeError): side effect B crashes at import" in crash.stdout, crash.stdout[-5000:]
+    assert "The alias live stays on version 1 (1.0.0), which serves." in crash.stdout
+    assert live(moto) == "1"
+    # The ledger on the function: the healthy version, and the last that failed.
+    assert tags(moto) == {"agentops.deploy/healthy": "1=1.0.0", "agentops.deploy/failed": "3=1.2.0-crash"}
 
     # A secret that holds no key fails the new version's cold start, naming the secret.
     secrets = moto["client"]("secretsmanager")
     secrets.create_secret(Name="agents/wrong", SecretString=json.dumps({"token": "not the key"}))
     wrong = deploy(moto, tmp_path, "1.0.1", agent_api_key="", lambda_agent_api_key_secret_id="agents/wrong")
-    assert wrong.returncode != 0 and live(moto) == "2", wrong.stdout[-5000:]
+    assert wrong.returncode != 0 and live(moto) == "1", wrong.stdout[-5000:]
     assert "AGENT_API_KEY_SECRET_ID: the secret 'agents/wrong' holds no key" in wrong.stdout
 
     # A secret that does not exist is refused before anything changes.
@@ -179,12 +185,18 @@ def test_versions_that_fail_never_take_the_alias(moto: dict, tmp_path: Path) -> 
     missing = deploy(moto, tmp_path, "1.0.2", agent_api_key="", lambda_agent_api_key_secret_id="agents/missing")
     assert missing.returncode != 0
     assert "lambda_agent_api_key_secret_id names agents/missing, which Secrets Manager does not hold" in missing.stdout
-    assert len(lam.list_versions_by_function(FunctionName=FUNCTION)["Versions"]) == versions and live(moto) == "2"
+    assert len(lam.list_versions_by_function(FunctionName=FUNCTION)["Versions"]) == versions and live(moto) == "1"
 
 
-def test_a_package_over_the_size_limit_is_refused_before_any_call(moto: dict, tmp_path: Path) -> None:
+def test_a_first_release_refused_or_failing_leaves_nothing_serving(moto: dict, tmp_path: Path) -> None:
+    lam = moto["client"]("lambda")
     refused = deploy(moto, tmp_path, "1.0.0", lambda_agent_max_zip_size=1048576)
     assert refused.returncode != 0
     assert "lambda_agent_max_zip_size" in refused.stdout and "Nothing was changed" in refused.stdout, refused.stdout[-3000:]
-    assert not moto["client"]("lambda").list_functions()["Functions"]
+    assert not lam.list_functions()["Functions"]
     assert not moto["client"]("secretsmanager").list_secrets()["SecretList"]
+
+    failed_first = deploy(moto, tmp_path, "1.2.0-smoke500")
+    assert failed_first.returncode != 0
+    assert "Nothing serves: the function has no healthy version yet" in failed_first.stdout, failed_first.stdout[-5000:]
+    assert not lam.list_aliases(FunctionName=FUNCTION)["Aliases"]
