@@ -38,6 +38,12 @@ def runtime_image() -> str:
     return built.stdout.strip()
 
 
+@pytest.fixture(scope="session")
+def wheelhouse_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty wheelhouse cache for the session: the first run (in check mode) fills it, as on a new controller."""
+    return tmp_path_factory.mktemp("wheelhouse")
+
+
 def _bridge_gateway() -> str:
     """The address of Docker's default bridge on this machine: what a function's container reaches it at."""
     found = subprocess.run(["docker", "network", "inspect", "bridge", "-f", "{{(index .IPAM.Config 0).Gateway}}"],
@@ -57,8 +63,8 @@ def _volumes() -> set[str]:
 
 
 @pytest.fixture
-def moto(runtime_image: str, tmp_path: Path) -> Iterator[dict]:
-    """A fresh moto server; yields its endpoint and boto3 clients on it."""
+def moto(runtime_image: str, wheelhouse_cache: Path, tmp_path: Path) -> Iterator[dict]:
+    """A fresh moto server; yields its endpoint, boto3 clients on it and the session's wheelhouse cache."""
     # moto tells the function to call it back at host.docker.internal, the
     # bridge's gateway: it listens there (not on every interface), and the
     # controller's modules use that address too.
@@ -87,7 +93,7 @@ def moto(runtime_image: str, tmp_path: Path) -> Iterator[dict]:
             return boto3.client(service, endpoint_url=endpoint, region_name=REGION,
                                 aws_access_key_id="testing", aws_secret_access_key="testing")
 
-        yield {"endpoint": endpoint, "client": client, "log": tmp_path / "moto.log"}
+        yield {"endpoint": endpoint, "client": client, "log": tmp_path / "moto.log", "wheelhouse_cache": wheelhouse_cache}
     finally:
         server.terminate()
         try:

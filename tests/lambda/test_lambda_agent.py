@@ -59,6 +59,7 @@ def inventory(moto: dict, tmp_path: Path, **settings: object) -> Path:
         "lambda_agent_region": REGION,
         "lambda_agent_endpoint_url": moto["endpoint"],
         "lambda_agent_build_dir": str(tmp_path / "build"),
+        "lambda_agent_wheelhouse_cache": str(moto["wheelhouse_cache"]),
         "lambda_agent_memory_size": 512,
         **settings,
     }
@@ -97,7 +98,7 @@ def tags(moto: dict) -> dict:
 def test_a_version_goes_live_only_after_it_answered_and_rolls_back_from_the_functions_ledger(
         moto: dict, tmp_path: Path) -> None:
     lam = moto["client"]("lambda")
-    # Check mode creates nothing, on an account without the function.
+    # Check mode creates nothing, on an account without the function, from a controller with no wheels cached yet.
     dry = deploy(moto, tmp_path, "1.0.0", "--check")
     assert dry.returncode == 0, dry.stdout[-5000:]
     assert not lam.list_functions()["Functions"] and not moto["client"]("iam").list_roles()["Roles"]
