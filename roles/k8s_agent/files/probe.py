@@ -33,17 +33,25 @@ def call(url, timeout, body=None):
     return {"status": status, "body": text, "json": parsed if isinstance(parsed, dict) else None}
 
 
+FIRST_ATTEMPT_SECONDS = 1.0
+
+
 def ready_answer(base, timeout, version=None):
     """GET /ready until it answers (with the version, when one is given) or the timeout passes.
 
-    A node's proxy rules may send a request to a pod on its way out for a moment.
+    A node's proxy rules may send a request to a pod on its way out for a
+    moment, where the connection hangs rather than fails. So one attempt may
+    not spend the whole budget: the first waits a second, each next one twice
+    as long (a slow answer still gets its time), none past the deadline.
     """
     until = time.monotonic() + timeout
+    attempt = FIRST_ATTEMPT_SECONDS
     while True:
-        ready = call(base + "/ready", timeout)
+        ready = call(base + "/ready", max(min(attempt, until - time.monotonic()), 0.1))
         answered = (ready["json"] or {}).get("version")
-        if (ready["status"] and (version is None or answered == version)) or time.monotonic() > until:
+        if (ready["status"] and (version is None or answered == version)) or time.monotonic() + 0.5 > until:
             return ready
+        attempt *= 2
         time.sleep(0.5)
 
 
