@@ -2,16 +2,14 @@
 # `make test`: every layer, timed, stopping at the first that fails; the
 # table of wall times ends the output, passed or not.
 #
-# Layers that leave a core idle run in pairs (the table's cpu column shows
-# which do): lint beside unit, sanity beside integration (each one Python
-# process at a time), and Lambda beside Kubernetes (the cluster's tests wait
-# on pods most of their time, and moto's functions are short containers).
-# The second of a pair writes to $CACHE/<layer>.log, printed when both end.
-# Molecule and the end-to-end layer keep both cores busy alone: beside
-# another layer each runs about twice as slow, and the whole takes longer
-# (Molecule beside Kubernetes and Lambda: venv_systemd 837 s against 430 s
-# alone, docker_agent 937 s against 520 s, the Kubernetes layer 725 s
-# against 380 s).
+# Layers that leave a core idle run beside another (the table's cpu column
+# shows which do): lint beside unit, sanity beside integration (each one
+# Python process at a time), Molecule alone (80 % busy alone; beside the
+# Kubernetes and Lambda layers venv_systemd took 837 s against 430 s alone,
+# docker_agent 937 s against 520 s), then the end-to-end layer (67 % busy
+# alone: its lab waits on bakes, drains and answers in flight) beside the
+# Kubernetes layer (40 % alone: it waits on pods) with Lambda beside that.
+# What runs beside writes to $CACHE/<part>.log, printed when both end.
 #
 # AGENTOPS_TEST_LANES=2 runs two lanes side by side instead:
 #   lane 1: the pairs above, then Molecule (it stops at its first failure)
@@ -30,16 +28,25 @@ mkdir -p "$cache"
 
 layer() { bash scripts/test-times.sh time layer "$1" make --no-print-directory "$1"; }
 
-# Layer $1 with layer $2 beside it; fails when either did.
+# A part of the run: one layer, or "A+B..." for layer A with the part B...
+# beside it (B's output in $cache/B....log, printed when both end); fails
+# when either did.
+part() {
+  case $1 in
+    *+*) side_by_side "${1%%+*}" "${1#*+}" ;;
+    *) layer "$1" ;;
+  esac
+}
+
 side_by_side() {
   local first=$1 second=$2 second_log=$cache/$2.log second_pid first_rc=0 second_rc=0
-  layer "$second" >"$second_log" 2>&1 &
+  part "$second" >"$second_log" 2>&1 &
   second_pid=$!
   layer "$first" || first_rc=$?
   wait "$second_pid" || second_rc=$?
-  echo "---- the $second layer, run beside the $first one ($second_log) ----"
+  echo "---- $second, run beside $first ($second_log) ----"
   cat "$second_log"
-  echo "---- end of the $second layer ----"
+  echo "---- end of $second ----"
   [ "$first_rc" = 0 ] && [ "$second_rc" = 0 ]
 }
 
@@ -54,11 +61,8 @@ trap report EXIT
 layer setup
 
 if [ "${AGENTOPS_TEST_LANES:-1}" != 2 ]; then
-  side_by_side lint unit
-  side_by_side sanity integration
-  side_by_side k8s lambda
-  for name in molecule e2e; do
-    layer "$name"
+  for group in lint+unit sanity+integration molecule e2e+k8s+lambda; do
+    part "$group"
   done
   outcome=passed
   echo "make test: all layers passed"
@@ -73,11 +77,10 @@ layer e2e >"$e2e_log" 2>&1 &
 e2e_pid=$!
 
 lane1=passed
-for pair in "lint unit" "sanity integration" "k8s lambda" molecule; do
-  # shellcheck disable=SC2086 # a pair is two words
-  if ! { if [ "$pair" = molecule ]; then layer molecule; else side_by_side $pair; fi; }; then
-    lane1="FAILED at $pair"
-    echo "make test: $pair failed; waiting for the end-to-end layer to finish and remove its lab"
+for group in lint+unit sanity+integration k8s+lambda molecule; do
+  if ! part "$group"; then
+    lane1="FAILED at $group"
+    echo "make test: $group failed; waiting for the end-to-end layer to finish and remove its lab"
     break
   fi
 done
