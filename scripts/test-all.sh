@@ -12,7 +12,8 @@
 # What runs beside writes to $CACHE/<part>.log, printed when both end.
 #
 # AGENTOPS_TEST_LANES=2 runs two lanes side by side instead:
-#   lane 1: the pairs above, then Molecule (it stops at its first failure)
+#   lane 1: lint+unit, sanity+integration, k8s+lambda, then Molecule (it stops
+#           at its first failure)
 #   lane 2: the end-to-end layer (builds its own lab, runs tests/e2e, removes
 #           the lab), its output in $CACHE/e2e.log, printed when both end
 # It is not the default: on 2 cores every layer runs about twice as slow

@@ -13,6 +13,7 @@ test's failed invocations leave in moto cannot reach the next.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import time
@@ -45,10 +46,26 @@ def wheelhouse_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _bridge_gateway() -> str:
-    """The address of Docker's default bridge on this machine: what a function's container reaches it at."""
-    found = subprocess.run(["docker", "network", "inspect", "bridge", "-f", "{{(index .IPAM.Config 0).Gateway}}"],
+    """The address of Docker's default bridge on this machine: what a function's container reaches it at.
+
+    dockerd states the gateway in the bridge's IPAM config only when it chose
+    it; started where its bridge interface already had an address, it leaves
+    it out (seen here). host.docker.internal (host-gateway) is that
+    interface's address either way, so that is the fallback.
+    """
+    found = subprocess.run(["docker", "network", "inspect", "bridge", "-f",
+                            '{{range .IPAM.Config}}{{.Gateway}}{{end}} '
+                            '{{index .Options "com.docker.network.bridge.name"}}'],
                            capture_output=True, text=True, check=True)
-    return found.stdout.strip()
+    gateway, _space, interface = found.stdout.strip().rpartition(" ")
+    if gateway.strip():
+        return gateway.strip()
+    interface = interface if interface and not interface.startswith("<") else "docker0"
+    shown = subprocess.run(["ip", "-4", "-o", "addr", "show", "dev", interface],
+                           capture_output=True, text=True, check=True)
+    addresses = re.findall(r"\binet (\d+\.\d+\.\d+\.\d+)/", shown.stdout)
+    assert addresses, f"no IPv4 address on Docker's bridge {interface}: {shown.stdout!r}"
+    return addresses[0]
 
 
 def _free_port(address: str) -> int:
