@@ -42,7 +42,10 @@ class SilentThenReady:
                                + str(len(READY)).encode() + b"\r\nConnection: close\r\n\r\n" + READY)
             connection.close()
 
-    def close(self) -> None:
+    def __enter__(self) -> SilentThenReady:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
         self.listener.close()
         for connection in self.held:
             connection.close()
@@ -56,31 +59,22 @@ def probe(*args: str) -> tuple[dict, float]:
 
 
 def test_a_connection_that_hangs_does_not_spend_the_whole_budget() -> None:
-    server = SilentThenReady(silent=1)
-    try:
+    with SilentThenReady(silent=1) as server:
         answer, elapsed = probe("ready", f"http://127.0.0.1:{server.port}", "5")
-    finally:
-        server.close()
     assert answer["ready"]["status"] == 200, answer
     assert answer["ready"]["json"] == {"status": "ready", "version": "1.1.0"}
     assert elapsed < 5, elapsed
 
 
 def test_the_smoke_mode_waits_for_the_version_past_hanging_connections() -> None:
-    server = SilentThenReady(silent=2)
-    try:
+    with SilentThenReady(silent=2) as server:
         answer = probe("smoke", f"http://127.0.0.1:{server.port}", "8", "1.1.0", "hello")[0]
-    finally:
-        server.close()
     assert answer["ready"]["json"]["version"] == "1.1.0", answer
     assert answer["smoke"]["status"] == 200, answer
 
 
 def test_a_service_that_never_answers_is_reported_within_its_budget() -> None:
-    server = SilentThenReady(silent=100)
-    try:
+    with SilentThenReady(silent=100) as server:
         answer, elapsed = probe("ready", f"http://127.0.0.1:{server.port}", "3")
-    finally:
-        server.close()
     assert answer["ready"]["status"] == 0 and "timed out" in answer["ready"]["body"], answer
     assert 2.5 < elapsed < 4.5, elapsed
