@@ -34,6 +34,9 @@ def call(url, timeout, body=None):
 
 
 FIRST_ATTEMPT_SECONDS = 1.0
+# The pause between two attempts; an attempt that would start past the
+# deadline is not made.
+RETRY_PAUSE_SECONDS = 0.5
 
 
 def ready_answer(base, timeout, version=None):
@@ -49,10 +52,10 @@ def ready_answer(base, timeout, version=None):
     while True:
         ready = call(base + "/ready", max(min(attempt, until - time.monotonic()), 0.1))
         answered = (ready["json"] or {}).get("version")
-        if (ready["status"] and (version is None or answered == version)) or time.monotonic() + 0.5 > until:
+        if (ready["status"] and (version is None or answered == version)) or time.monotonic() + RETRY_PAUSE_SECONDS > until:
             return ready
         attempt *= 2
-        time.sleep(0.5)
+        time.sleep(RETRY_PAUSE_SECONDS)
 
 
 def main(mode, base, timeout, *rest):
