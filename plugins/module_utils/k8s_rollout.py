@@ -21,6 +21,13 @@ FATAL_WAITING = frozenset((
     'CreateContainerConfigError', 'CreateContainerError', 'RunContainerError', 'CrashLoopBackOff',
 ))
 
+# Messages of those reasons that the kubelet mends itself on its next sync:
+# its cache of a ConfigMap or Secret the pod reads (a new one for each
+# release) had not caught up with the API yet, or the runtime was slow to
+# answer. Seen on a busy node: "failed to sync configmap cache: timed out
+# waiting for the condition"; the container started seconds later.
+TRANSIENT_MESSAGES = ('failed to sync configmap cache', 'failed to sync secret cache', 'context deadline exceeded')
+
 # What the bake leaves out of the error ratio: the kubelet's probes.
 PROBE_ROUTES = ('/ready', '/health', '/metrics')
 
@@ -50,8 +57,8 @@ def _container_problem(pod: dict) -> tuple[str, int] | None:
         if terminated and (restarts > 0 or state.get('terminated')):
             reason = terminated.get('reason') or 'Terminated'
             return f"the container exited ({reason}, exit code {terminated.get('exitCode', '?')})", restarts
-        if waiting.get('reason') in FATAL_WAITING:
-            message = (waiting.get('message') or '').strip()
+        message = (waiting.get('message') or '').strip()
+        if waiting.get('reason') in FATAL_WAITING and not any(part in message for part in TRANSIENT_MESSAGES):
             return (f"{waiting['reason']}: {message}" if message else waiting['reason']), restarts
     return None
 
@@ -64,7 +71,9 @@ def rollout_state(pods: list[dict], release: str, replicas: int) -> dict:
     its deletion starts; it may finish its requests for as long as its grace
     period lasts), `failed` when a pod of the release
     shows a failure no wait mends (reason, pod, restarts say which), and
-    `progressing` otherwise.
+    `progressing` otherwise: a pod waiting on what the kubelet mends itself
+    (TRANSIENT_MESSAGES) fails only at the health deadline, as any pod that
+    is not ready.
     """
     current = [pod for pod in pods if _release(pod) == release and not _terminating(pod)]
     others = [pod for pod in pods if _release(pod) != release and not _terminating(pod)]

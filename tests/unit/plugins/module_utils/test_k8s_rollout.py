@@ -51,6 +51,23 @@ def test_a_waiting_reason_no_wait_mends_fails_at_once(waiting: str) -> None:
     assert state["reason"] == f"{waiting}: {waiting} happened"
 
 
+@pytest.mark.parametrize("waiting, message", [
+    ("CreateContainerConfigError", "failed to sync configmap cache: timed out waiting for the condition"),
+    ("CreateContainerConfigError", "failed to sync secret cache: timed out waiting for the condition"),
+    ("CreateContainerError", "context deadline exceeded"),
+])
+def test_a_reason_the_kubelet_mends_on_its_next_sync_is_progress_until_the_deadline(waiting: str, message: str) -> None:
+    """Seen on the test node: a release rolled back for its new ConfigMap's cache, whose pod started seconds later."""
+    slow = pod("a", NEW, ready=False, waiting=waiting)
+    slow["status"]["containerStatuses"][0]["state"]["waiting"]["message"] = message
+    state = rollout_state([slow, pod("c", OLD)], NEW, 2)
+    assert (state["state"], state["pod"]) == ("progressing", "a")
+    assert state["reason"] == f"waiting: {waiting} {message}"
+    # What no sync mends, under the same reason, still fails at once.
+    slow["status"]["containerStatuses"][0]["state"]["waiting"]["message"] = 'configmap "agent-r-1" not found'
+    assert rollout_state([slow, pod("c", OLD)], NEW, 2)["state"] == "failed"
+
+
 def test_a_container_that_exited_and_restarted_fails_with_its_exit_code() -> None:
     crashed = pod("a", NEW, ready=False, restarts=1, terminated={"reason": "Error", "exitCode": 1})
     state = rollout_state([crashed, pod("c", OLD)], NEW, 2)
