@@ -430,8 +430,12 @@ def apply(params: dict, check_mode: bool) -> dict:
         lock_after = lock_before
         if state != 'query':
             # Only the run that holds the deploy lock changes this host.
-            if run and check_mode and lock_before is None:
-                pass  # check mode took no lock: nobody else holds one either
+            if run and check_mode:
+                # Check mode took no lock and writes nothing. Taking it
+                # (state=locked) decided already: a live holder stopped the
+                # run there, and a stale one (a killed run's) it would take
+                # over still holds the file, which is no reason to fail here.
+                pass
             elif run:
                 try:
                     lock_after = deploy_lock.require_holder(lock_before, run.get('id'), time.time(),

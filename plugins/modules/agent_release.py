@@ -75,6 +75,8 @@ options:
       - V(unlocked) releases the lock O(run) holds and records the run's O(outcome) and O(reason).
       - With O(run) set, every state but V(query) first checks that O(run) holds the lock (and renews it), so a run
         that was superseded changes nothing. Without O(run), a change is refused while another run holds a live lock.
+        In check mode no lock is taken or checked after V(locked), so a stale lock that run would take over does not
+        stop it.
       - With no healthy release to return to, V(rolled_back) of a release that was never verified marks it failed and
         leaves no release current (for O(kind=directory) the current link is removed), so nothing claims to serve.
     type: str

@@ -142,6 +142,19 @@ def test_check_mode_takes_no_lock(root: Path) -> None:
     assert not (root / 'deploy.lock').exists() and not (root / 'releases.json').exists()
 
 
+def test_check_mode_goes_on_past_a_stale_lock_it_would_take_over(root: Path) -> None:
+    """Seen on the lab: site.yml --check after a run killed during its trial failed "run ... no longer holds the
+    deploy lock" at its first ledger step, although a real run takes that lock over and deploys."""
+    rl.apply(params(root, 'locked', run=RUN_A), False)
+    before = (root / 'releases.json').read_text(), (root / 'deploy.lock').read_text()
+    taken = rl.apply(params(root, 'locked', run=RUN_B, lock_gone='run-a'), True)
+    assert taken['taken_over']['id'] == 'run-a'
+    staged = rl.apply(params(root, 'staged', '1.1.0', run=RUN_B), True)
+    assert staged['changed'] is True and staged['current'] is None
+    rl.apply(params(root, 'unlocked', '1.1.0', run=RUN_B, outcome='checked'), True)
+    assert ((root / 'releases.json').read_text(), (root / 'deploy.lock').read_text()) == before
+
+
 def test_a_broken_ledger_is_refused_when_the_lock_is_taken(root: Path) -> None:
     (root / 'releases.json').write_text('{not json')
     with pytest.raises(rl.LedgerError, match='is not valid JSON'):
