@@ -68,6 +68,20 @@ def on_host(host: str, command: str) -> str:
                           capture_output=True, text=True, check=False).stdout.strip()
 
 
+def lab_state() -> dict[str, str]:
+    """What a deploy or site.yml changes: each agent's process, current link, ledger and unit or container, and
+    ops-1's load balancer, Prometheus and rsyslog configuration."""
+    state = {}
+    for host in ("agent-1", "agent-2"):
+        state[host] = on_host(host, "systemctl show -p MainPID --value agent; readlink /opt/agent/current; "
+                                    "sha256sum /opt/agent/releases.json /etc/systemd/system/agent.service")
+    state["agent-3"] = on_host("agent-3", "docker inspect -f '{{.Id}} {{.Image}} {{.State.StartedAt}}' smart-agent; "
+                                          "sha256sum /opt/smart-agent/releases.json")
+    state["ops-1"] = on_host("ops-1", "sha256sum /etc/haproxy/haproxy.cfg; cd /etc/prometheus && find . -type f "
+                                      "-exec sha256sum {} + | sort; cd /etc/rsyslog.d && sha256sum * | sort")
+    return state
+
+
 def runtime_api(command: str) -> str:
     """A command to HAProxy's runtime API on ops-1, the lab's load balancer."""
     return on_host("ops-1", f"echo '{command}' | socat stdio /run/haproxy/admin.sock")

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 import yaml
-from labtools import BIN, INVENTORY, ROOT, served_versions
+from labtools import BIN, INVENTORY, ROOT, lab_state, served_versions
 
 # A key as the credential type injects it: it must never show in what AWX
 # keeps. (The lab's offline model uses no key, so it reaches no host here;
@@ -167,9 +167,12 @@ def test_job_templates_run_as_awx_runs_them(tmp_path: Path) -> None:
     # Agents the limit leaves out are not in the run, not "unreachable".
     assert "agent-2" not in report["markdown"], report["markdown"][:2000]
 
-    # The site template as a Check job (AWX's job type check is --check).
-    site = Job(tmp_path, "site", "site.yml", {}, cmdline="--limit agent-1 --check").run()
+    # The site template as a Check job with Show Changes (AWX's job type check is --check, diff mode --diff), over
+    # every host: it changes nothing on any of them, and what it shows of the changes holds no key (below).
+    before_check = lab_state()
+    site = Job(tmp_path, "site", "site.yml", {}, cmdline="--check --diff").run()
     assert (site.status, site.rc) == ("successful", 0), site.stdout[-3000:]
+    assert lab_state() == before_check
 
     for job in (health, deploy, refused, nothing, rollback, troubleshoot, site):
         assert job.leaked_key() == [], f"{job.name}: the API key is in {job.leaked_key()}"
