@@ -42,9 +42,10 @@ fi
 # The toolchain the package builds with; installed once, like the test tools.
 command -v /usr/lib/go-1.19/bin/go >/dev/null || {
   echo "k8s-binaries: installing golang-1.19-go and rsync (apt-get)" >&2
+  # make test runs other layers beside this one: wait for dpkg's lock.
   export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -qq golang-1.19-go rsync >/dev/null 2>&1 \
-    || { apt-get update -qq && apt-get install -y -qq golang-1.19-go rsync >/dev/null; }
+  apt-get install -o DPkg::Lock::Timeout=600 -y -qq golang-1.19-go rsync >/dev/null 2>&1 \
+    || { apt-get update -qq && apt-get install -o DPkg::Lock::Timeout=600 -y -qq golang-1.19-go rsync >/dev/null; }
 }
 
 work=$cache/build-$version

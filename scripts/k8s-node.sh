@@ -185,9 +185,10 @@ packages() {
   command -v containerd >/dev/null || missing+=(containerd runc)
   if ((${#missing[@]})); then
     echo "k8s-node: installing ${missing[*]} (apt-get)" >&2
+    # make test runs other layers beside this one: wait for dpkg's lock.
     export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1 \
-      || { apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null; }
+    apt-get install -o DPkg::Lock::Timeout=600 -y -qq "${missing[@]}" >/dev/null 2>&1 \
+      || { apt-get update -qq && apt-get install -o DPkg::Lock::Timeout=600 -y -qq "${missing[@]}" >/dev/null; }
   fi
 }
 

@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-workers="${MOLECULE_WORKERS:-2}"
+workers="${MOLECULE_WORKERS:-3}"
 logs=.cache/molecule
 mkdir -p "$logs"
 # molecule and the ansible it runs come from the controller venv.

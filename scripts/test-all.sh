@@ -4,10 +4,12 @@
 #
 # Layers that leave a core idle run beside another (the table's cpu column
 # shows which do): lint beside unit, sanity beside integration (each one
-# Python process at a time), Lambda beside Kubernetes (the cluster's tests
-# wait on pods most of their time, and moto's functions are short
-# containers). What runs beside writes to $CACHE/<part>.log, printed when
-# both end. Molecule and the end-to-end layer run alone, one after the other:
+# Python process at a time), Lambda and then the end-to-end layer's lab
+# beside Kubernetes (the cluster's tests wait on pods most of their time,
+# moto's functions are short containers, and Lambda ends minutes before
+# Kubernetes does: the lab's build fills that time). What runs beside
+# writes to $CACHE/<part>.log, printed when both end. The end-to-end tests
+# then run on that lab, right after, so no other layer runs beside it idle. Molecule and the end-to-end layer run alone, one after the other:
 # beside Kubernetes and Lambda both ran far slower and the whole took longer
 # (Molecule: venv_systemd 837 s against 430 s alone, docker_agent 937 s
 # against 520 s; the end-to-end layer: the lab 597 s against 202 s, Lambda
@@ -29,14 +31,32 @@ cache=.cache
 e2e_log=$cache/e2e.log
 mkdir -p "$cache"
 
-layer() { bash scripts/test-times.sh time layer "$1" make --no-print-directory "$1"; }
+# The lab is timed as the end-to-end layer's; its marker makes the exit
+# remove it, whatever ends the run before the end-to-end layer does.
+lab_marker=$cache/lab-built-by-test
+layer() {
+  case $1 in
+    lab)
+      touch "$lab_marker"
+      bash scripts/test-times.sh time e2e "the lab (make lab)" make --no-print-directory lab ;;
+    e2e)
+      # make e2e removes the lab it tested, passed or not.
+      local rc=0
+      AGENTOPS_E2E_LAB=$([ -f "$lab_marker" ] && echo built || echo new) \
+        bash scripts/test-times.sh time layer e2e make --no-print-directory e2e || rc=$?
+      rm -f "$lab_marker"
+      return "$rc" ;;
+    *) bash scripts/test-times.sh time layer "$1" make --no-print-directory "$1" ;;
+  esac
+}
 
-# A part of the run: one layer, or "A+B..." for layer A with the part B...
-# beside it (B's output in $cache/B....log, printed when both end); fails
-# when either did.
+# A part of the run: one layer; "A+B..." for layer A with the part B...
+# beside it (B's output in $cache/B....log, printed when both end), failing
+# when either did; "A,B..." for A, then B... when A passed.
 part() {
   case $1 in
     *+*) side_by_side "${1%%+*}" "${1#*+}" ;;
+    *,*) part "${1%%,*}" && part "${1#*,}" ;;
     *) layer "$1" ;;
   esac
 }
@@ -56,15 +76,20 @@ side_by_side() {
 start=$(date +%s)
 outcome=FAILED
 report() {
+  if [ -f "$lab_marker" ]; then
+    make --no-print-directory lab-down >/dev/null 2>&1 || true
+    rm -f "$lab_marker"
+  fi
   bash scripts/test-times.sh record total "make test (wall time)" "$(( $(date +%s) - start ))" "$outcome"
   bash scripts/test-times.sh report
 }
 trap report EXIT
 
+rm -f "$lab_marker"
 layer setup
 
 if [ "${AGENTOPS_TEST_LANES:-1}" != 2 ]; then
-  for group in lint+unit sanity+integration k8s+lambda molecule e2e; do
+  for group in lint+unit sanity+integration k8s+lambda,lab e2e molecule; do
     part "$group"
   done
   outcome=passed
