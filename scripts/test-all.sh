@@ -9,7 +9,8 @@
 # moto's functions are short containers, and Lambda ends minutes before
 # Kubernetes does: the lab's build fills that time). What runs beside
 # writes to $CACHE/<part>.log, printed when both end. The end-to-end tests
-# then run on that lab, right after, so no other layer runs beside it idle. Molecule and the end-to-end layer run alone, one after the other:
+# then run on that lab, right after, so no other layer runs beside it idle.
+# Molecule and the end-to-end tests run alone, one after the other:
 # beside Kubernetes and Lambda both ran far slower and the whole took longer
 # (Molecule: venv_systemd 837 s against 430 s alone, docker_agent 937 s
 # against 520 s; the end-to-end layer: the lab 597 s against 202 s, Lambda
