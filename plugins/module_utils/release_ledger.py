@@ -417,7 +417,7 @@ def apply(params: dict, check_mode: bool) -> dict:
         check_version(version)
     if not os.path.isdir(os.path.dirname(os.path.abspath(ledger_path))):
         if state == 'query':  # a host never deployed to: an empty ledger
-            return dict(summary(empty_ledger()), changed=False, removed=[], ledger=ledger_path, runs=[], lock=None,
+            return dict(summary(empty_ledger()), changed=False, removed=[], removed_releases=[], ledger=ledger_path, runs=[], lock=None,
                         interrupted=None, diff={})
         raise LedgerError(f'the directory of the ledger {ledger_path} does not exist: create {root} first')
     if state == 'locked':
@@ -466,6 +466,9 @@ def apply(params: dict, check_mode: bool) -> dict:
                 ledger.data['runs'] = deploy_lock.record_release(ledger.data.get('runs'), run['id'], version)
         elif state == 'healthy':
             ledger.mark_healthy(version)
+            if params.get('prune'):
+                # Verified, then pruned: one ledger write, one module run fewer per release.
+                removed = ledger.prune(params.get('keep', 5))
         elif state == 'rolled_back' and params.get('to'):
             ledger.roll_back_to(params['to'], params.get('reason'))
             artifact = ledger.current['artifact']
@@ -514,7 +517,7 @@ def apply(params: dict, check_mode: bool) -> dict:
                 write_atomic(lock_path, lock_after)
 
     result = summary(after)
-    result.update(changed=changed, removed=[r['version'] for r in removed], ledger=ledger_path)
+    result.update(changed=changed, removed=[r['version'] for r in removed], removed_releases=removed, ledger=ledger_path)
     if state == 'rolled_back':
         result['rolled_back_from'] = after['previous']
     if state in ('query', 'unlocked'):

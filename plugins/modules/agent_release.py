@@ -95,9 +95,15 @@ options:
         release changes nothing.
     type: str
   keep:
-    description: Releases to keep with O(state=pruned).
+    description: Releases to keep with O(state=pruned), or with O(state=healthy) and O(prune=true).
     type: int
     default: 5
+  prune:
+    description:
+      - With O(state=healthy), also prune the ledger as O(state=pruned) does, after marking the release healthy, in
+        the same ledger write (the release just verified is the last healthy one, so it is kept).
+    type: bool
+    default: false
   lock_timeout:
     description: Seconds to wait for another module call's short lock on the ledger file (C(<ledger>.lock)).
     type: float
@@ -305,10 +311,20 @@ releases:
         code_digest: 7a0e3c6f9b2d5a8c1e4f7b0d3a6c9e2f5b8d1a4c
         config_digest: 9c1d4f7a2e5b8c0d3f6a9e2b5c8d1f4a7e0b3c6d9f2a5e8b1c4d7f0a3e6b9c2d
 removed:
-  description: Releases removed by O(state=pruned).
+  description: Releases removed by O(state=pruned) or O(prune=true).
   returned: always
   type: list
   elements: str
+removed_releases:
+  description: The ledger's entries of the releases in RV(removed), as they were before they were removed.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - version: 1.0.0+3f9a1c2e
+      artifact: /opt/agent/releases/1.0.0+3f9a1c2e
+      kind: directory
+      status: healthy
 rolled_back_from:
   description: The release that was rolled back.
   returned: when O(state=rolled_back)
@@ -366,6 +382,7 @@ ARGUMENT_SPEC = dict(
     reason=dict(type='str'),
     to=dict(type='str'),
     keep=dict(type='int', default=5),
+    prune=dict(type='bool', default=False),
     lock_timeout=dict(type='float', default=30),
     run=dict(type='dict'),
     lock_lease=dict(type='float', default=900),

@@ -182,6 +182,26 @@ def test_prune_keeps_current_and_last_healthy(root: Path) -> None:
     assert not rl.apply(params(root, 'pruned', keep=2), False)['changed']
 
 
+def test_healthy_with_prune_verifies_and_prunes_in_one_call(root: Path) -> None:
+    for index in range(4):
+        (root / 'releases' / f'2.0.{index}').mkdir()
+        deploy(root, f'2.0.{index}')
+    (root / 'releases' / '2.1.0').mkdir()
+    rl.apply(params(root, 'staged', '2.1.0'), False)
+    rl.apply(params(root, 'active', '2.1.0'), False)
+    result = rl.apply(params(root, 'healthy', '2.1.0', keep=2, prune=True), False)
+    assert result['changed'] and result['last_healthy'] == '2.1.0'
+    assert result['removed'] == ['2.0.0', '2.0.1', '2.0.2']
+    # What the method's prune step needs of each: its artifact, gone from the ledger now.
+    assert [r['artifact'] for r in result['removed_releases']] == [str(root / 'releases' / f'2.0.{i}') for i in range(3)]
+    assert {r['version'] for r in ledger(root)['releases']} == {'2.0.3', '2.1.0'}
+    assert status(root, '2.1.0') == 'healthy' and not (root / 'releases' / '2.0.0').exists()
+    # Without prune, healthy prunes nothing.
+    (root / 'releases' / '2.2.0').mkdir()
+    deploy(root, '2.2.0')
+    assert len(ledger(root)['releases']) == 3
+
+
 def test_prune_drops_failed_releases_before_an_older_healthy_one(root: Path) -> None:
     deploy(root, '1.0.0')
     deploy(root, '1.1.0', healthy=False)
