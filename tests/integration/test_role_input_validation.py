@@ -55,6 +55,11 @@ def run_role(role: str, variables: dict, tmp_path: Path) -> subprocess.Completed
     # A drain that ends before an LLM answer can: the restart would cut it.
     ("venv_systemd", {**VALID_VENV, "venv_systemd_drain_timeout": 20}, "venv_systemd_drain_timeout (20 s"),
     ("venv_systemd", {**VALID_VENV, "venv_systemd_provider_outage": "wait"}, "venv_systemd_provider_outage"),
+    # The wheelhouse installs the lock the code brings: leaving it out of the code is refused.
+    ("venv_systemd", {**VALID_VENV, "venv_systemd_source_excludes": ["requirements.lock"]},
+     "venv_systemd_source_excludes leaves out"),
+    ("venv_systemd", {**VALID_VENV, "venv_systemd_source_type": "git", "venv_systemd_git_repo": "https://example.invalid/a.git"},
+     "set venv_systemd_lock_file"),
     ("base_host", {"base_host_ca_certificates": [{"name": "corp", "content": "x", "src": "/y"}]},
      "base_host_ca_certificates"),
     ("base_host", {"base_host_directories": [{"path": "/opt/x", "owner": "root", "group": "root", "mode": 755}]},
