@@ -5,7 +5,7 @@ import pytest
 
 from ansible_collections.agentops.deploy.plugins.filter.dpkg_installed import dpkg_installed
 
-# What dpkg-query printed on a lab host for python3-venv (installed), docker.io
+# dpkg-query's answer, in its own format, for python3-venv (installed), docker.io
 # (held), git (removed, its configuration kept), python3-setuptools (marked for
 # removal, still installed) and docker-ce (never installed: known to the
 # package lists only).
